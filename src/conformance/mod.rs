@@ -1,0 +1,19 @@
+//! The engine: cases, comparison, reports.
+//!
+//! Shared by the CLI (`src/main.rs`) and the test harnesses (`tests/`),
+//! which only parse arguments and print. It knows nothing of a particular
+//! framework beyond asking [`crate::dialect`] to parse and run a model.
+
+pub mod case;
+pub mod check;
+pub mod compare;
+pub mod manifest;
+pub mod npy;
+pub mod report;
+pub mod suite;
+pub mod tolerance;
+
+pub use case::{Case, CaseError, CaseErrorKind};
+pub use check::{check_outputs, run_all, run_case, select, CaseRun, Dtype, Selection};
+pub use suite::{discover, Filter};
+pub use tolerance::Tolerance;

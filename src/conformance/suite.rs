@@ -1,0 +1,124 @@
+//! Find cases under a reference root, sorted by id, filtered.
+
+use std::path::{Path, PathBuf};
+
+/// A case found on disk, not yet loaded.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CaseRef {
+    /// Path relative to the root, `/`-separated.
+    pub id: String,
+    /// The case folder.
+    pub dir: PathBuf,
+}
+
+/// Why a suite cannot be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// The root is missing or unreadable.
+    #[error("reference folder {path}: {source}")]
+    Io {
+        /// The folder.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The root holds no case at all.
+    #[error("reference folder {0} holds no case (no */case.json below it)")]
+    Empty(PathBuf),
+    /// A filter pattern that is not a valid glob.
+    #[error("bad filter {0:?}: {1}")]
+    Filter(String, String),
+}
+
+/// Every folder below `root` that holds a `case.json`, sorted by id.
+/// Folders whose name starts with `.` are skipped.
+///
+/// # Errors
+/// [`SuiteError::Io`] when a folder cannot be read, [`SuiteError::Empty`]
+/// when there is no case.
+pub fn discover(root: &Path) -> Result<Vec<CaseRef>, SuiteError> {
+    let mut found = Vec::new();
+    walk(root, root, &mut found)?;
+    if found.is_empty() {
+        return Err(SuiteError::Empty(root.to_path_buf()));
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn walk(root: &Path, dir: &Path, found: &mut Vec<CaseRef>) -> Result<(), SuiteError> {
+    let io = |source| SuiteError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if dir != root && dir.join("case.json").is_file() {
+        let rel = dir.strip_prefix(root).unwrap_or(dir);
+        let id = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        found.push(CaseRef {
+            id,
+            dir: dir.to_path_buf(),
+        });
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        // Follow no symlinks: a case tree is plain folders.
+        if entry.file_type().map_err(io)?.is_dir() {
+            walk(root, &entry.path(), found)?;
+        }
+    }
+    Ok(())
+}
+
+/// A case filter: a glob (`tf1/*`, `*nb00?*`) when the pattern has glob
+/// characters, else a substring of the id.
+#[derive(Clone, Debug)]
+pub struct Filter {
+    patterns: Vec<Pattern>,
+}
+
+#[derive(Clone, Debug)]
+enum Pattern {
+    Glob(glob::Pattern),
+    Substring(String),
+}
+
+impl Filter {
+    /// A filter matching ids that match any of `patterns` (all ids when empty).
+    ///
+    /// # Errors
+    /// [`SuiteError::Filter`] for an invalid glob.
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Filter, SuiteError> {
+        let patterns = patterns
+            .iter()
+            .map(|p| {
+                let p = p.as_ref();
+                if p.contains(['*', '?', '[']) {
+                    glob::Pattern::new(p)
+                        .map(Pattern::Glob)
+                        .map_err(|e| SuiteError::Filter(p.to_string(), e.to_string()))
+                } else {
+                    Ok(Pattern::Substring(p.to_string()))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Filter { patterns })
+    }
+
+    /// Whether `id` passes.
+    pub fn matches(&self, id: &str) -> bool {
+        self.patterns.is_empty()
+            || self.patterns.iter().any(|p| match p {
+                Pattern::Glob(g) => g.matches(id),
+                Pattern::Substring(s) => id.contains(s.as_str()),
+            })
+    }
+}

@@ -1,0 +1,338 @@
+//! Each framework's terms, turned into the canonical LSTM and back.
+//!
+//! Every framework quirk lives here and nowhere else: gate orders,
+//! `forget_bias` added at run time, `go_backwards` output order, masking
+//! rules, which `hard_sigmoid`. A dialect receives a case's native model
+//! description (JSON) and native tensors by name, and returns the native
+//! outputs by name. It knows nothing of files.
+
+use std::collections::BTreeMap;
+
+use ndarray::{concatenate, Array1, Array2, ArrayD, ArrayView1, ArrayView2, Axis, Ix1, Ix2, Ix3};
+
+use crate::lstm::{Activation, Gate, Real};
+use crate::tensor::Tensor;
+
+pub mod keras;
+pub mod tf1;
+
+/// Named tensors (variables or inputs) as a dialect receives them.
+pub type Tensors = BTreeMap<String, Tensor>;
+
+/// Named outputs as a dialect returns them.
+pub type Outputs<T> = BTreeMap<String, ArrayD<T>>;
+
+/// Why a dialect cannot build or run a case.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DialectError {
+    /// No dialect by that name.
+    #[error("unknown dialect {0:?} (known: {known})", known = DIALECTS.join(", "))]
+    UnknownDialect(String),
+    /// The model description does not parse.
+    #[error("model: {0}")]
+    Model(String),
+    /// The model names a variable the case does not have.
+    #[error("variable {0:?} is named by the model but not listed in the case")]
+    MissingVariable(String),
+    /// An input the API needs is missing.
+    #[error("input {0:?} is required by the model but not listed in the case")]
+    MissingInput(String),
+    /// An input the API does not take.
+    #[error("input {0:?} is not an input of this API (expected one of: {1})")]
+    UnknownInput(String, String),
+    /// A tensor has the wrong shape.
+    #[error("{what}: expected shape {expected:?}, got {got:?}")]
+    Shape {
+        /// Which tensor.
+        what: String,
+        /// The shape the model implies.
+        expected: Vec<usize>,
+        /// The shape it has.
+        got: Vec<usize>,
+    },
+    /// A tensor has the wrong dtype.
+    #[error("{what}: expected dtype {expected}, got {got}")]
+    DType {
+        /// Which tensor.
+        what: String,
+        /// The dtype the model needs.
+        expected: &'static str,
+        /// The dtype it has.
+        got: &'static str,
+    },
+    /// Anything else that makes the case invalid for this dialect.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The dialect names the registry knows.
+pub const DIALECTS: &[&str] = &["tf1", "keras"];
+
+/// A parsed model in one of the dialects.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Model {
+    /// TensorFlow 1.x cells and runners.
+    Tf1(Box<tf1::Model>),
+    /// Keras 3 and tf-keras layers.
+    Keras(keras::Model),
+}
+
+impl Model {
+    /// Parse a case's `model` for the named dialect.
+    ///
+    /// # Errors
+    /// [`DialectError::UnknownDialect`] or [`DialectError::Model`].
+    pub fn parse(dialect: &str, model: &serde_json::Value) -> Result<Model, DialectError> {
+        let parse_err = |e: serde_json::Error| DialectError::Model(e.to_string());
+        match dialect {
+            "tf1" => Ok(Model::Tf1(
+                serde_json::from_value(model.clone()).map_err(parse_err)?,
+            )),
+            "keras" => Ok(Model::Keras(
+                serde_json::from_value(model.clone()).map_err(parse_err)?,
+            )),
+            other => Err(DialectError::UnknownDialect(other.to_string())),
+        }
+    }
+
+    /// Run the model on the case's variables and inputs in float type `T`.
+    ///
+    /// # Errors
+    /// A [`DialectError`] when variables or inputs are missing or do not fit.
+    pub fn run<T: Real>(
+        &self,
+        variables: &Tensors,
+        inputs: &Tensors,
+    ) -> Result<Outputs<T>, DialectError> {
+        match self {
+            Model::Tf1(m) => m.run(variables, inputs),
+            Model::Keras(m) => m.run(variables, inputs),
+        }
+    }
+
+    /// A one-line description: API and options, for `lstm-parity list`.
+    pub fn summary(&self) -> String {
+        match self {
+            Model::Tf1(m) => m.summary(),
+            Model::Keras(m) => m.summary(),
+        }
+    }
+
+    /// The API name, e.g. `tf1.dynamic_rnn` or `keras3.LSTM`, for filtering.
+    pub fn api(&self) -> String {
+        match self {
+            Model::Tf1(m) => m.api_name(),
+            Model::Keras(m) => m.api_name(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers shared by the dialects.
+
+/// Reorder the four gate blocks along the last axis from `native` order to
+/// canonical order (i, f, g, o).
+pub fn blocks_to_canonical<T: Clone>(a: ArrayView2<T>, native: [Gate; 4]) -> Array2<T> {
+    let units = a.ncols() / 4;
+    let views: Vec<_> = Gate::ALL
+        .iter()
+        .map(|gate| {
+            let k = native
+                .iter()
+                .position(|g| g == gate)
+                .expect("native order names every gate");
+            a.slice(ndarray::s![.., k * units..(k + 1) * units])
+        })
+        .collect();
+    concatenate(Axis(1), &views).expect("blocks of equal height")
+}
+
+/// Reorder the four gate blocks along the last axis from canonical order to
+/// `native` order: the inverse of [`blocks_to_canonical`].
+pub fn blocks_from_canonical<T: Clone>(a: ArrayView2<T>, native: [Gate; 4]) -> Array2<T> {
+    let units = a.ncols() / 4;
+    let views: Vec<_> = native
+        .iter()
+        .map(|gate| a.slice(ndarray::s![.., gate.columns(units)]))
+        .collect();
+    concatenate(Axis(1), &views).expect("blocks of equal height")
+}
+
+/// [`blocks_to_canonical`] for a vector.
+pub fn vector_to_canonical<T: Clone>(v: ArrayView1<T>, native: [Gate; 4]) -> Array1<T> {
+    let a = v.insert_axis(Axis(0));
+    blocks_to_canonical(a, native).row(0).to_owned()
+}
+
+/// [`blocks_from_canonical`] for a vector.
+pub fn vector_from_canonical<T: Clone>(v: ArrayView1<T>, native: [Gate; 4]) -> Array1<T> {
+    let a = v.insert_axis(Axis(0));
+    blocks_from_canonical(a, native).row(0).to_owned()
+}
+
+/// Parse an activation name as the frameworks spell it. `keras_major` picks
+/// the `hard_sigmoid` (2 or 3); `None` where the framework has none.
+pub fn activation(name: &str, keras_major: Option<u8>) -> Result<Activation, DialectError> {
+    Ok(match (name, keras_major) {
+        ("tanh", _) => Activation::Tanh,
+        ("sigmoid", _) => Activation::Sigmoid,
+        ("relu", _) => Activation::Relu,
+        ("linear", _) => Activation::Linear,
+        ("hard_sigmoid", Some(2)) => Activation::HardSigmoidKeras2,
+        ("hard_sigmoid", Some(3)) => Activation::HardSigmoidKeras3,
+        _ => {
+            return Err(DialectError::Model(format!(
+                "unsupported activation {name:?} (supported: tanh, sigmoid, relu, linear{})",
+                if keras_major.is_some() {
+                    ", hard_sigmoid"
+                } else {
+                    ""
+                }
+            )))
+        }
+    })
+}
+
+/// A float tensor by name from `tensors`, as `T`, with its rank checked.
+fn float_tensor<T: Real>(
+    tensors: &Tensors,
+    name: &str,
+    missing: impl Fn(String) -> DialectError,
+) -> Result<ArrayD<T>, DialectError> {
+    let t = tensors.get(name).ok_or_else(|| missing(name.to_string()))?;
+    t.to_float::<T>().ok_or_else(|| DialectError::DType {
+        what: name.to_string(),
+        expected: "float32",
+        got: t.dtype(),
+    })
+}
+
+fn with_shape<T, D: ndarray::Dimension>(
+    a: ArrayD<T>,
+    name: &str,
+    expected: &[usize],
+) -> Result<ndarray::Array<T, D>, DialectError> {
+    if a.shape() != expected {
+        return Err(DialectError::Shape {
+            what: name.to_string(),
+            expected: expected.to_vec(),
+            got: a.shape().to_vec(),
+        });
+    }
+    Ok(a.into_dimensionality::<D>().expect("shape checked"))
+}
+
+/// A variable as a matrix of the expected shape.
+pub(crate) fn variable2<T: Real>(
+    vars: &Tensors,
+    name: &str,
+    shape: [usize; 2],
+) -> Result<Array2<T>, DialectError> {
+    with_shape::<T, Ix2>(
+        float_tensor(vars, name, DialectError::MissingVariable)?,
+        name,
+        &shape,
+    )
+}
+
+/// A variable as a vector of the expected length.
+pub(crate) fn variable1<T: Real>(
+    vars: &Tensors,
+    name: &str,
+    len: usize,
+) -> Result<Array1<T>, DialectError> {
+    with_shape::<T, Ix1>(
+        float_tensor(vars, name, DialectError::MissingVariable)?,
+        name,
+        &[len],
+    )
+}
+
+/// A float input of any shape (checked by the caller), with its rank.
+pub(crate) fn input_float<T: Real>(
+    inputs: &Tensors,
+    name: &str,
+) -> Result<ArrayD<T>, DialectError> {
+    float_tensor(inputs, name, DialectError::MissingInput)
+}
+
+/// A float input as a matrix of the expected shape.
+pub(crate) fn input2<T: Real>(
+    inputs: &Tensors,
+    name: &str,
+    shape: [usize; 2],
+) -> Result<Array2<T>, DialectError> {
+    with_shape::<T, Ix2>(input_float(inputs, name)?, name, &shape)
+}
+
+/// A float input of rank 3.
+pub(crate) fn input3<T: Real>(
+    inputs: &Tensors,
+    name: &str,
+) -> Result<ndarray::Array3<T>, DialectError> {
+    let a = input_float::<T>(inputs, name)?;
+    let got = a.shape().to_vec();
+    a.into_dimensionality::<Ix3>()
+        .map_err(|_| DialectError::Shape {
+            what: format!("{name} (rank 3)"),
+            expected: vec![],
+            got,
+        })
+}
+
+/// Check that `inputs` holds no name outside `allowed`.
+pub(crate) fn check_input_names(inputs: &Tensors, allowed: &[String]) -> Result<(), DialectError> {
+    for name in inputs.keys() {
+        if !allowed.contains(name) {
+            return Err(DialectError::UnknownInput(name.clone(), allowed.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+/// Initial states `initial_state/<layer>/c` and `/h` for every layer, or
+/// `None` when the case gives none. All or nothing.
+pub(crate) fn initial_states<T: Real>(
+    inputs: &Tensors,
+    prefix: &str,
+    shapes: &[([usize; 2], [usize; 2])],
+) -> Result<Option<Vec<crate::lstm::State<T>>>, DialectError> {
+    let any = inputs.keys().any(|k| k.starts_with(prefix));
+    if !any {
+        return Ok(None);
+    }
+    shapes
+        .iter()
+        .enumerate()
+        .map(|(layer, (c_shape, h_shape))| {
+            Ok(crate::lstm::State {
+                c: input2(inputs, &format!("{prefix}{layer}/c"), *c_shape)?,
+                h: input2(inputs, &format!("{prefix}{layer}/h"), *h_shape)?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// Names of the initial state inputs for `layers` layers.
+pub(crate) fn initial_state_names(prefix: &str, layers: usize) -> Vec<String> {
+    (0..layers)
+        .flat_map(|l| [format!("{prefix}{l}/c"), format!("{prefix}{l}/h")])
+        .collect()
+}
+
+/// Put final states and traces in `out` under the shared names.
+pub(crate) fn put_states<T: Real>(
+    out: &mut Outputs<T>,
+    run: &crate::lstm::RunOutput<T>,
+    prefix: &str,
+) {
+    for (l, state) in run.final_state.iter().enumerate() {
+        out.insert(format!("{prefix}state/{l}/c"), state.c.clone().into_dyn());
+        out.insert(format!("{prefix}state/{l}/h"), state.h.clone().into_dyn());
+    }
+    for (l, trace) in run.trace.iter().enumerate() {
+        out.insert(format!("{prefix}trace/{l}/c"), trace.c.clone().into_dyn());
+        out.insert(format!("{prefix}trace/{l}/h"), trace.h.clone().into_dyn());
+    }
+}

@@ -1,0 +1,24 @@
+//! The canonical LSTM: one weight form, one step function, one sequence
+//! runner, generic over `f32` and `f64`.
+//!
+//! This module knows nothing of files or frameworks. Every framework's terms
+//! (gate orders, `forget_bias`, `go_backwards`, masking rules) are turned into
+//! this form by `crate::dialect`.
+//!
+//! * [`Layer`] holds the weights in the canonical form: input weights
+//!   `[input, 4*units]`, recurrent weights `[h_depth, 4*units]`, bias
+//!   `[4*units]`, gate blocks in the fixed order **i, f, g, o**.
+//! * [`run`] runs a stack of layers over a batch of sequences ([`Sequence`]).
+//! * [`oracle`] is a slow scalar `f64` implementation written to be read; the
+//!   property tests hold [`run`] to it.
+
+mod activation;
+mod layer;
+pub mod oracle;
+mod real;
+mod runner;
+
+pub use activation::Activation;
+pub use layer::{Gate, Layer, Peepholes, Projection, ShapeError};
+pub use real::Real;
+pub use runner::{run, MaskedOutput, RunOutput, Sequence, State, StepTrace};

@@ -1,0 +1,43 @@
+//! The parity suite: one named trial per recorded case and dtype, found at
+//! run time under `reference/` (or `$LSTM_PARITY_REFERENCE`).
+//!
+//! `cargo test --test parity -- tf1/` runs the TF1 cases only. A failure
+//! prints the output, worst index, both values and the first diverging step.
+
+use std::path::PathBuf;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use lstm_parity::conformance::{self, report, Case, Dtype, Filter};
+
+fn main() {
+    let args = Arguments::from_args();
+    let root = std::env::var_os("LSTM_PARITY_REFERENCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference"));
+    let selection = conformance::select(&root, &Filter::new::<&str>(&[]).expect("empty filter"))
+        .unwrap_or_else(|e| panic!("cannot list the reference cases: {e}"));
+    let mut trials = Vec::new();
+    for error in selection.errors {
+        let name = format!("{}/load", error.case);
+        let message = error.to_string();
+        trials.push(Trial::test(name, move || Err(Failed::from(message))));
+    }
+    for case in selection.cases {
+        let case = std::sync::Arc::new(case);
+        for dtype in Dtype::ALL {
+            let case = case.clone();
+            let name = format!("{}/{dtype}", case.id);
+            trials.push(Trial::test(name, move || check(&case, dtype)));
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn check(case: &Case, dtype: Dtype) -> Result<(), Failed> {
+    let run = conformance::run_case(case, dtype, None);
+    if run.passed() {
+        Ok(())
+    } else {
+        Err(report::failure_detail(&run).into())
+    }
+}

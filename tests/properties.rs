@@ -1,0 +1,386 @@
+//! Properties of the LSTM math and the weight conversions, with bounded
+//! random sizes and values.
+//!
+//! Comparisons use the named float64 level of the `default` tolerance
+//! (`F64_EPS` float64 epsilons, scaled by magnitude); no test invents an
+//! epsilon.
+
+use lstm_parity::conformance::tolerance::F64_EPS;
+use lstm_parity::dialect::{self, keras, tf1};
+use lstm_parity::lstm::{
+    self, oracle, Activation, Layer, MaskedOutput, Peepholes, Projection, Sequence, State,
+};
+use ndarray::{s, Array1, Array2, Array3, ArrayD, Axis};
+use proptest::prelude::*;
+
+/// Shared bounds for generated sizes and values.
+mod bounds {
+    pub const MAX_BATCH: usize = 4;
+    pub const MAX_TIME: usize = 6;
+    pub const MAX_SIZE: usize = 6;
+    pub const MAX_LAYERS: usize = 3;
+    /// Weights and inputs are drawn from `[-WEIGHT, WEIGHT]`.
+    pub const WEIGHT: f64 = 0.5;
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= F64_EPS * f64::EPSILON * b.abs().max(1.0)
+}
+
+fn assert_all_close(a: &ArrayD<f64>, b: &ArrayD<f64>, what: &str) -> Result<(), TestCaseError> {
+    prop_assert_eq!(a.shape(), b.shape(), "{} shape", what);
+    for ((i, x), y) in a.indexed_iter().zip(b.iter()) {
+        prop_assert!(close(*x, *y), "{} at {:?}: {} vs {}", what, i, x, y);
+    }
+    Ok(())
+}
+
+fn values(len: usize) -> impl Strategy<Value = Vec<f64>> {
+    proptest::collection::vec(-bounds::WEIGHT..bounds::WEIGHT, len)
+}
+
+#[derive(Clone, Debug)]
+struct Options {
+    peepholes: bool,
+    cell_clip: Option<f64>,
+    projection: Option<usize>,
+    forget_bias: f64,
+}
+
+fn options() -> impl Strategy<Value = Options> {
+    (
+        any::<bool>(),
+        prop_oneof![Just(None), (0.05f64..2.0).prop_map(Some)],
+        prop_oneof![Just(None), (1..=bounds::MAX_SIZE).prop_map(Some)],
+        prop_oneof![Just(0.0), Just(1.0), -1.0f64..1.0],
+    )
+        .prop_map(|(peepholes, cell_clip, projection, forget_bias)| Options {
+            peepholes,
+            cell_clip,
+            projection,
+            forget_bias,
+        })
+}
+
+/// A random layer reading `input` features with `units` units.
+fn layer(input: usize, units: usize, opts: Options) -> impl Strategy<Value = Layer<f64>> {
+    let h_depth = opts.projection.unwrap_or(units);
+    (
+        values(input * 4 * units),
+        values(h_depth * 4 * units),
+        values(4 * units),
+        values(3 * units),
+        values(units * h_depth),
+    )
+        .prop_map(move |(wx, wh, b, p, proj)| {
+            let mut l = Layer::new(
+                Array2::from_shape_vec((input, 4 * units), wx).unwrap(),
+                Array2::from_shape_vec((h_depth, 4 * units), wh).unwrap(),
+                Array1::from_vec(b),
+            );
+            l.forget_bias = opts.forget_bias;
+            l.cell_clip = opts.cell_clip;
+            if opts.peepholes {
+                l.peepholes = Some(Peepholes {
+                    input: Array1::from_vec(p[..units].to_vec()),
+                    forget: Array1::from_vec(p[units..2 * units].to_vec()),
+                    output: Array1::from_vec(p[2 * units..].to_vec()),
+                });
+            }
+            if let Some(n) = opts.projection {
+                l.projection = Some(Projection {
+                    kernel: Array2::from_shape_vec((units, n), proj).unwrap(),
+                    clip: opts.cell_clip,
+                });
+            }
+            l
+        })
+}
+
+/// A stack of 1..=MAX_LAYERS layers reading `input` features.
+fn stack(input: usize) -> impl Strategy<Value = Vec<Layer<f64>>> {
+    proptest::collection::vec((1..=bounds::MAX_SIZE, options()), 1..=bounds::MAX_LAYERS)
+        .prop_flat_map(move |specs| {
+            let mut size = input;
+            let mut layers = Vec::new();
+            for (units, opts) in specs {
+                let next = opts.projection.unwrap_or(units);
+                layers.push(layer(size, units, opts).boxed());
+                size = next;
+            }
+            layers
+        })
+}
+
+#[derive(Clone, Debug)]
+struct Problem {
+    layers: Vec<Layer<f64>>,
+    inputs: Array3<f64>,
+    mask: Option<Array2<bool>>,
+    masked_output: MaskedOutput,
+    reverse: bool,
+    initial: Option<Vec<State<f64>>>,
+}
+
+fn problem() -> impl Strategy<Value = Problem> {
+    (
+        1..=bounds::MAX_BATCH,
+        0..=bounds::MAX_TIME,
+        1..=bounds::MAX_SIZE,
+    )
+        .prop_flat_map(|(batch, time, input)| {
+            (
+                stack(input),
+                values(batch * time * input),
+                prop_oneof![
+                    Just(None),
+                    proptest::collection::vec(any::<bool>(), batch * time).prop_map(Some)
+                ],
+                prop_oneof![Just(MaskedOutput::Zero), Just(MaskedOutput::RepeatPrevious)],
+                any::<bool>(),
+                any::<bool>(),
+                Just((batch, time, input)),
+            )
+        })
+        .prop_flat_map(
+            |(layers, x, mask, masked_output, reverse, with_initial, (batch, time, input))| {
+                let sizes: Vec<(usize, usize)> = layers
+                    .iter()
+                    .map(|l| (l.units(), l.output_size()))
+                    .collect();
+                let total: usize = sizes.iter().map(|(u, h)| batch * (u + h)).sum();
+                (
+                    Just((
+                        layers,
+                        x,
+                        mask,
+                        masked_output,
+                        reverse,
+                        with_initial,
+                        (batch, time, input),
+                        sizes,
+                    )),
+                    values(total),
+                )
+            },
+        )
+        .prop_map(
+            |(
+                (
+                    layers,
+                    x,
+                    mask,
+                    masked_output,
+                    reverse,
+                    with_initial,
+                    (batch, time, input),
+                    sizes,
+                ),
+                init,
+            )| {
+                let mut offset = 0;
+                let initial: Vec<State<f64>> = sizes
+                    .iter()
+                    .map(|&(u, h)| {
+                        let c = Array2::from_shape_vec(
+                            (batch, u),
+                            init[offset..offset + batch * u].to_vec(),
+                        )
+                        .unwrap();
+                        offset += batch * u;
+                        let hh = Array2::from_shape_vec(
+                            (batch, h),
+                            init[offset..offset + batch * h].to_vec(),
+                        )
+                        .unwrap();
+                        offset += batch * h;
+                        State { c, h: hh }
+                    })
+                    .collect();
+                Problem {
+                    layers,
+                    inputs: Array3::from_shape_vec((batch, time, input), x).unwrap(),
+                    mask: mask.map(|m| Array2::from_shape_vec((batch, time), m).unwrap()),
+                    masked_output,
+                    reverse,
+                    initial: with_initial.then_some(initial),
+                }
+            },
+        )
+}
+
+impl Problem {
+    fn sequence(&self) -> Sequence<'_, f64> {
+        Sequence {
+            inputs: self.inputs.view(),
+            initial_state: self.initial.as_deref(),
+            mask: self.mask.as_ref().map(|m| m.view()),
+            masked_output: self.masked_output,
+            reverse: self.reverse,
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// Every runner option gives outputs, states and traces of the right shapes.
+    #[test]
+    fn output_shapes(p in problem()) {
+        let run = lstm::run(&p.layers, &p.sequence()).unwrap();
+        let (batch, time, _) = p.inputs.dim();
+        let last = p.layers.last().unwrap();
+        prop_assert_eq!(run.outputs.dim(), (batch, time, last.output_size()));
+        for (l, layer) in p.layers.iter().enumerate() {
+            prop_assert_eq!(run.final_state[l].c.dim(), (batch, layer.units()));
+            prop_assert_eq!(run.final_state[l].h.dim(), (batch, layer.output_size()));
+            prop_assert_eq!(run.trace[l].c.dim(), (batch, time, layer.units()));
+            prop_assert_eq!(run.trace[l].h.dim(), (batch, time, layer.output_size()));
+        }
+    }
+
+    /// The main path equals the slow f64 oracle.
+    #[test]
+    fn main_path_equals_oracle(p in problem()) {
+        let fast = lstm::run(&p.layers, &p.sequence()).unwrap();
+        let slow = oracle::run(&p.layers, &p.sequence()).unwrap();
+        assert_all_close(&fast.outputs.into_dyn(), &slow.outputs.into_dyn(), "outputs")?;
+        for l in 0..p.layers.len() {
+            assert_all_close(&fast.final_state[l].c.clone().into_dyn(), &slow.final_state[l].c.clone().into_dyn(), "c")?;
+            assert_all_close(&fast.final_state[l].h.clone().into_dyn(), &slow.final_state[l].h.clone().into_dyn(), "h")?;
+            assert_all_close(&fast.trace[l].c.clone().into_dyn(), &slow.trace[l].c.clone().into_dyn(), "trace c")?;
+            assert_all_close(&fast.trace[l].h.clone().into_dyn(), &slow.trace[l].h.clone().into_dyn(), "trace h")?;
+        }
+    }
+
+    /// Each batch row computes alone what it computes in the batch.
+    #[test]
+    fn batch_rows_are_independent(p in problem()) {
+        let whole = lstm::run(&p.layers, &p.sequence()).unwrap();
+        for b in 0..p.inputs.dim().0 {
+            let inputs = p.inputs.slice(s![b..b + 1, .., ..]).to_owned();
+            let mask = p.mask.as_ref().map(|m| m.slice(s![b..b + 1, ..]).to_owned());
+            let initial: Option<Vec<State<f64>>> = p.initial.as_ref().map(|states| {
+                states.iter().map(|st| State {
+                    c: st.c.slice(s![b..b + 1, ..]).to_owned(),
+                    h: st.h.slice(s![b..b + 1, ..]).to_owned(),
+                }).collect()
+            });
+            let seq = Sequence {
+                inputs: inputs.view(),
+                initial_state: initial.as_deref(),
+                mask: mask.as_ref().map(|m| m.view()),
+                masked_output: p.masked_output,
+                reverse: p.reverse,
+            };
+            let alone = lstm::run(&p.layers, &seq).unwrap();
+            assert_all_close(
+                &alone.outputs.index_axis(Axis(0), 0).to_owned().into_dyn(),
+                &whole.outputs.index_axis(Axis(0), b).to_owned().into_dyn(),
+                "row outputs",
+            )?;
+        }
+    }
+
+    /// With sigmoid gates and tanh cells, the gates lie in (0, 1) and |h| <= 1
+    /// (without projection).
+    #[test]
+    fn gates_and_h_are_bounded(l in layer(3, 4, Options { peepholes: true, cell_clip: None, projection: None, forget_bias: 1.0 }),
+                               x in values(3), c in values(4), h in values(4)) {
+        let [i, f, _, o] = oracle::gates(&l, &x, &c, &h);
+        for v in i.iter().chain(&f).chain(&o) {
+            prop_assert!(*v > 0.0 && *v < 1.0);
+        }
+        let (_, h_new) = oracle::step(&l, &x, &c, &h);
+        prop_assert!(h_new.iter().all(|v| v.abs() <= 1.0));
+    }
+
+    /// A sequence of length 1 equals one step.
+    #[test]
+    fn length_one_equals_one_step(l in layer(3, 4, Options { peepholes: true, cell_clip: Some(0.7), projection: Some(2), forget_bias: 1.0 }),
+                                  x in values(3), c in values(4), h in values(2)) {
+        let inputs = Array3::from_shape_vec((1, 1, 3), x.clone()).unwrap();
+        let initial = [State {
+            c: Array2::from_shape_vec((1, 4), c.clone()).unwrap(),
+            h: Array2::from_shape_vec((1, 2), h.clone()).unwrap(),
+        }];
+        let mut seq = Sequence::new(inputs.view());
+        seq.initial_state = Some(&initial);
+        let run = lstm::run(std::slice::from_ref(&l), &seq).unwrap();
+        let (c_new, h_new) = oracle::step(&l, &x, &c, &h);
+        assert_all_close(&run.final_state[0].c.clone().into_dyn(), &Array1::from_vec(c_new).insert_axis(Axis(0)).into_dyn(), "c")?;
+        assert_all_close(&run.final_state[0].h.clone().into_dyn(), &Array1::from_vec(h_new).insert_axis(Axis(0)).into_dyn(), "h")?;
+    }
+
+    /// canonical -> TF1 kernel -> canonical and canonical -> Keras -> canonical
+    /// are exact, and TF1 and Keras layouts of the same layer agree.
+    #[test]
+    fn weight_conversions_round_trip(l in layer(3, 5, Options { peepholes: false, cell_clip: None, projection: None, forget_bias: 0.0 })) {
+        let (kernel, bias) = tf1::kernel_from_canonical(&l);
+        let (w_x, w_h, b) = tf1::kernel_to_canonical(&kernel, &bias, 3);
+        prop_assert_eq!(&w_x, &l.w_x);
+        prop_assert_eq!(&w_h, &l.w_h);
+        prop_assert_eq!(&b, &l.bias);
+        let keras::Weights { kernel: k, recurrent_kernel: r, bias: kb } = keras::weights_from_canonical(&l).unwrap();
+        prop_assert_eq!(dialect::blocks_to_canonical(k.view(), keras::GATE_ORDER), l.w_x.clone());
+        prop_assert_eq!(dialect::blocks_to_canonical(r.view(), keras::GATE_ORDER), l.w_h.clone());
+        prop_assert_eq!(dialect::vector_to_canonical(kb.view(), keras::GATE_ORDER), l.bias.clone());
+        // Keras (i,f,c,o) -> TF1 (i,j,f,o): swap the middle blocks.
+        let tf1_from_keras = dialect::blocks_from_canonical(
+            dialect::blocks_to_canonical(k.view(), keras::GATE_ORDER).view(), tf1::GATE_ORDER);
+        prop_assert_eq!(tf1_from_keras, kernel.slice(s![..3, ..]).to_owned());
+    }
+}
+
+/// A one-cell MultiRNNCell computes exactly what the cell computes.
+#[test]
+fn one_layer_stack_equals_the_cell() {
+    use lstm_parity::tensor::Tensor;
+    let mut vars = dialect::Tensors::new();
+    let kernel: Vec<f32> = (0..(3 + 2) * 8)
+        .map(|k| ((k * 37 % 23) as f32 - 11.0) / 16.0)
+        .collect();
+    let bias: Vec<f32> = (0..8).map(|k| (k as f32 - 4.0) / 8.0).collect();
+    vars.insert(
+        "k".into(),
+        Tensor::F32(ArrayD::from_shape_vec(vec![5, 8], kernel).unwrap()),
+    );
+    vars.insert(
+        "b".into(),
+        Tensor::F32(ArrayD::from_shape_vec(vec![8], bias).unwrap()),
+    );
+    let mut inputs = dialect::Tensors::new();
+    let x: Vec<f32> = (0..2 * 4 * 3)
+        .map(|k| ((k * 13 % 7) as f32 - 3.0) / 4.0)
+        .collect();
+    inputs.insert(
+        "inputs".into(),
+        Tensor::F32(ArrayD::from_shape_vec(vec![2, 4, 3], x).unwrap()),
+    );
+    let cell = serde_json::json!({"class": "LSTMCell", "num_units": 2, "forget_bias": 1.0, "activation": "tanh",
+        "use_peepholes": false, "cell_clip": null, "num_proj": null, "proj_clip": null,
+        "variables": {"kernel": "k", "bias": "b"}});
+    let single = dialect::Model::parse(
+        "tf1",
+        &serde_json::json!({"api": "dynamic_rnn", "cell": cell}),
+    )
+    .unwrap();
+    let multi = dialect::Model::parse(
+        "tf1",
+        &serde_json::json!({"api": "dynamic_rnn", "cell": {"class": "MultiRNNCell", "cells": [cell]}}),
+    )
+    .unwrap();
+    let a = single.run::<f32>(&vars, &inputs).unwrap();
+    let b = multi.run::<f32>(&vars, &inputs).unwrap();
+    assert_eq!(a, b);
+}
+
+/// The two hard sigmoids are different functions (Keras 2 vs Keras 3).
+#[test]
+fn hard_sigmoids_differ() {
+    let (k2, k3) = (Activation::HardSigmoidKeras2, Activation::HardSigmoidKeras3);
+    assert!(k2.apply_f64(1.0) > k3.apply_f64(1.0));
+    assert_eq!(k2.apply_f64(2.5), 1.0); // 0.2x + 0.5 saturates at 2.5
+    assert!(k3.apply_f64(2.5) < 1.0); // relu6(x + 3) / 6 saturates at 3
+    assert_eq!(k3.apply_f64(3.0), 1.0);
+}
