@@ -5,7 +5,9 @@ use ndarray::{ArrayD, Dimension};
 use serde::Serialize;
 
 use super::case::ExpectedOutput;
-use super::tolerance::{Bound, Tolerance, F32_FLOOR_EPS, F64_EPS, TF_ERROR_MULTIPLE};
+use super::tolerance::{
+    Bound, Tolerance, F32_FLOOR_EPS, F64_EPS, RECORDING_F32_EPS, TF_ERROR_MULTIPLE,
+};
 use crate::lstm::Real;
 
 /// The result of comparing one output array.
@@ -40,6 +42,10 @@ pub struct Comparison {
     /// The framework's own float32 error against its float64 run
     /// (`max|tf32 - tf64|`), where both exist.
     pub framework_f32_error: Option<f64>,
+    /// Set when the `default` level's basis is unsound: the framework's
+    /// float32 expectation is further than [`RECORDING_F32_EPS`] from its
+    /// float64 one (the worst element: actual = float32, expected = float64).
+    pub inconsistent_recording: Option<Element>,
 }
 
 /// One element of a comparison.
@@ -55,6 +61,16 @@ pub struct Element {
 
 fn display<S: serde::Serializer>(b: &Bound, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&b.to_string())
+}
+
+/// `|a - b|`, with NaN against NaN as 0 and NaN against a number as infinite.
+fn gap(a: f64, b: f64) -> f64 {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => 0.0,
+        (false, false) if a == b => 0.0,
+        (false, false) => (a - b).abs(),
+        _ => f64::INFINITY,
+    }
 }
 
 fn max_abs(a: &ArrayD<f64>) -> f64 {
@@ -150,7 +166,30 @@ pub fn compare<T: Real>(
         first_bad_step: None,
         passed: true,
         framework_f32_error,
+        inconsistent_recording: None,
     };
+    if *tolerance == Tolerance::Default {
+        if let Some(tf64) = &expected.float64 {
+            let limit = RECORDING_F32_EPS * f64::from(f32::EPSILON) * max_abs(tf64).max(1.0);
+            let worst = expected
+                .float32
+                .indexed_iter()
+                .zip(tf64.iter())
+                .map(|((i, a), b)| (i, f64::from(*a), *b))
+                .max_by(|x, y| gap(x.1, x.2).total_cmp(&gap(y.1, y.2)));
+            if let Some((index, a, b)) = worst {
+                let consistent = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= limit;
+                if !consistent {
+                    c.passed = false;
+                    c.inconsistent_recording = Some(Element {
+                        index: index.slice().to_vec(),
+                        actual: a,
+                        expected: b,
+                    });
+                }
+            }
+        }
+    }
     if actual.shape() != reference.shape() {
         c.passed = false;
         c.max_abs = f64::INFINITY;

@@ -21,8 +21,11 @@ pub const MAX_FILE_BYTES: u64 = 1 << 30;
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
     /// The file cannot be opened or read.
-    #[error("{0}")]
+    #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
+    /// The file cannot be written.
+    #[error("cannot write: {0}")]
+    Write(std::io::Error),
     /// The header is not a valid `.npy` header.
     #[error("not a valid .npy file: {0}")]
     Header(String),
@@ -148,17 +151,17 @@ fn shaped<T>(data: Vec<T>, dims: &[usize], fortran: bool) -> ArrayD<T> {
 /// goes to a temporary file beside `path` that is renamed over it.
 ///
 /// # Errors
-/// An [`NpyError::Io`] when the file cannot be written.
+/// An [`NpyError::Write`] when the file cannot be written.
 pub fn write(path: &Path, tensor: &Tensor) -> Result<(), NpyError> {
     let mut bytes = Vec::new();
     match tensor {
-        Tensor::F32(a) => write_array(&mut bytes, a)?,
-        Tensor::F64(a) => write_array(&mut bytes, a)?,
-        Tensor::I32(a) => write_array(&mut bytes, a)?,
-        Tensor::Bool(a) => write_array(&mut bytes, a)?,
+        Tensor::F32(a) => write_array(&mut bytes, a),
+        Tensor::F64(a) => write_array(&mut bytes, a),
+        Tensor::I32(a) => write_array(&mut bytes, a),
+        Tensor::Bool(a) => write_array(&mut bytes, a),
     }
-    write_atomic(path, &bytes)?;
-    Ok(())
+    .map_err(NpyError::Write)?;
+    write_atomic(path, &bytes).map_err(NpyError::Write)
 }
 
 fn write_array<T: npyz::AutoSerialize + Clone>(

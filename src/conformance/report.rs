@@ -39,6 +39,19 @@ pub fn failure_detail(run: &CaseRun) -> String {
         let _ = writeln!(s, "{} [{}]: error: {e}", run.id, run.dtype);
     }
     for c in run.comparisons.iter().filter(|c| !c.passed) {
+        if let Some(w) = &c.inconsistent_recording {
+            let _ = writeln!(
+                s,
+                "{} [{}] output {}: the recording is inconsistent: float32 expectation {:.9e} vs float64 {:.9e} at {} (more than {} float32 epsilons apart)",
+                run.id,
+                run.dtype,
+                c.output,
+                w.actual,
+                w.expected,
+                at(&c.output, &w.index),
+                super::tolerance::RECORDING_F32_EPS
+            );
+        }
         let _ = write!(
             s,
             "{} [{}] output {}: {} of {} elements out of tolerance ({} against {}); max abs {:.3e}, max rel {:.3e}, max ulp {}",
@@ -64,6 +77,15 @@ pub fn failure_detail(run: &CaseRun) -> String {
         );
     }
     s
+}
+
+/// An index, with its step for per-step outputs (`[batch, steps, units]`).
+fn at(output: &str, index: &[usize]) -> String {
+    if output.split('/').any(|p| p == "trace") && index.len() == 3 {
+        format!("{index:?} (step {})", index[1])
+    } else {
+        format!("{index:?}")
+    }
 }
 
 /// The human table: one line per case and dtype, failure details, load

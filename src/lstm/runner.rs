@@ -230,7 +230,8 @@ fn run_layer<T: Real>(
         .into_owned()
         .into_shape_with_order((batch * time, input))
         .expect("standard layout reshapes");
-    let mut xw = x_flat.dot(&layer.w_x);
+    let mut xw = Array2::<T>::zeros((batch * time, gates_width));
+    general_mat_mul(T::one(), &x_flat, &layer.w_x, T::zero(), &mut xw);
     xw.zip_mut_with(&layer.bias, |a, &b| *a = *a + b);
     let xw = xw
         .into_shape_with_order((batch, time, gates_width))
