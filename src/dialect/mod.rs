@@ -13,6 +13,7 @@ use ndarray::{concatenate, Array1, Array2, ArrayD, ArrayView1, ArrayView2, Axis,
 use crate::lstm::{Activation, Gate, Real};
 use crate::tensor::Tensor;
 
+pub mod block;
 pub mod keras;
 pub mod tf1;
 
@@ -66,13 +67,15 @@ pub enum DialectError {
 }
 
 /// The dialect names the registry knows.
-pub const DIALECTS: &[&str] = &["tf1", "keras"];
+pub const DIALECTS: &[&str] = &["tf1", "block", "keras"];
 
 /// A parsed model in one of the dialects.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Model {
     /// TensorFlow 1.x cells and runners.
     Tf1(Box<tf1::Model>),
+    /// TensorFlow's fused block ops.
+    Block(block::Model),
     /// Keras 3 and tf-keras layers.
     Keras(keras::Model),
 }
@@ -86,6 +89,9 @@ impl Model {
         let parse_err = |e: serde_json::Error| DialectError::Model(e.to_string());
         match dialect {
             "tf1" => Ok(Model::Tf1(
+                serde_json::from_value(model.clone()).map_err(parse_err)?,
+            )),
+            "block" => Ok(Model::Block(
                 serde_json::from_value(model.clone()).map_err(parse_err)?,
             )),
             "keras" => Ok(Model::Keras(
@@ -106,6 +112,7 @@ impl Model {
     ) -> Result<Outputs<T>, DialectError> {
         match self {
             Model::Tf1(m) => m.run(variables, inputs),
+            Model::Block(m) => m.run(variables, inputs),
             Model::Keras(m) => m.run(variables, inputs),
         }
     }
@@ -114,6 +121,7 @@ impl Model {
     pub fn summary(&self) -> String {
         match self {
             Model::Tf1(m) => m.summary(),
+            Model::Block(m) => m.summary(),
             Model::Keras(m) => m.summary(),
         }
     }
@@ -122,6 +130,7 @@ impl Model {
     pub fn api(&self) -> String {
         match self {
             Model::Tf1(m) => m.api_name(),
+            Model::Block(m) => m.api_name(),
             Model::Keras(m) => m.api_name(),
         }
     }
@@ -319,6 +328,30 @@ pub(crate) fn initial_state_names(prefix: &str, layers: usize) -> Vec<String> {
     (0..layers)
         .flat_map(|l| [format!("{prefix}{l}/c"), format!("{prefix}{l}/h")])
         .collect()
+}
+
+/// A `[batch, time]` mask from per-row lengths: row `b` computes `t < lengths[b]`.
+pub fn length_mask(lengths: &[usize], time: usize) -> Array2<bool> {
+    Array2::from_shape_fn((lengths.len(), time), |(b, t)| t < lengths[b])
+}
+
+/// TensorFlow's `reverse_sequence` on `[batch, time, features]`: reverse
+/// the first `lengths[b]` steps of each row and leave the rest in place;
+/// the whole time axis when `lengths` is `None`.
+pub fn reverse_sequence<T: Clone>(
+    x: ndarray::ArrayView3<T>,
+    lengths: Option<&[usize]>,
+) -> ndarray::Array3<T> {
+    let (batch, time, _) = x.dim();
+    let mut out = x.to_owned();
+    for b in 0..batch {
+        let len = lengths.map_or(time, |l| l[b]);
+        for t in 0..len {
+            out.slice_mut(ndarray::s![b, t, ..])
+                .assign(&x.slice(ndarray::s![b, len - 1 - t, ..]));
+        }
+    }
+    out
 }
 
 /// Put final states and traces in `out` under the shared names.

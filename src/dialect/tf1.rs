@@ -7,7 +7,9 @@
 //! * `forget_bias` is added at run time, it is not in the bias variable;
 //! * `LSTMCell(cell_clip=0.0)` clips to 0 (only `None` means no clip);
 //! * the output peephole reads the new, clipped c;
-//! * past a row's `sequence_length` the output is zero and the state carried.
+//! * past a row's `sequence_length` the output is zero and the state carried;
+//! * the backward half of a bidirectional API reverses each row's valid
+//!   prefix only (`reverse_sequence`), leaving the padding in place.
 
 use ndarray::{s, Array1, Array2, Array3, Axis};
 use serde::Deserialize;
@@ -28,6 +30,10 @@ pub enum Api {
     DynamicRnn,
     /// `tf.nn.static_rnn` (inputs and outputs as a stacked list, time-major).
     StaticRnn,
+    /// `tf.nn.bidirectional_dynamic_rnn`.
+    BidirectionalDynamicRnn,
+    /// `tf.nn.static_bidirectional_rnn` (stacked lists, time-major).
+    StaticBidirectionalRnn,
 }
 
 /// A case's `model` in the `tf1` dialect.
@@ -39,8 +45,11 @@ pub struct Model {
     /// `dynamic_rnn(time_major=...)`.
     #[serde(default)]
     pub time_major: bool,
-    /// The cell.
+    /// The cell (the forward cell of a bidirectional API).
     pub cell: Cell,
+    /// The backward cell of a bidirectional API.
+    #[serde(default)]
+    pub cell_bw: Option<Cell>,
 }
 
 /// A TF1 RNN cell.
@@ -132,43 +141,32 @@ pub struct MultiRnnCell {
 }
 
 impl Model {
-    /// The cells as a flat stack.
-    fn layers(&self) -> Result<Vec<&Cell>, DialectError> {
-        match &self.cell {
-            Cell::Multi(m) => {
-                if m.cells.is_empty() {
-                    return Err(DialectError::Model("MultiRNNCell with no cells".into()));
-                }
-                if m.cells.iter().any(|c| matches!(c, Cell::Multi(_))) {
-                    return Err(DialectError::Model(
-                        "nested MultiRNNCell is not supported".into(),
-                    ));
-                }
-                Ok(m.cells.iter().collect())
-            }
-            cell => Ok(vec![cell]),
-        }
-    }
-
     /// `tf1.<api>`.
     pub fn api_name(&self) -> String {
         let api = match self.api {
             Api::CellCall => "cell_call",
             Api::DynamicRnn => "dynamic_rnn",
             Api::StaticRnn => "static_rnn",
+            Api::BidirectionalDynamicRnn => "bidirectional_dynamic_rnn",
+            Api::StaticBidirectionalRnn => "static_bidirectional_rnn",
         };
         format!("tf1.{api}")
     }
 
     /// One line: API, cells and options.
     pub fn summary(&self) -> String {
-        let cells: Vec<String> = self
-            .layers()
-            .unwrap_or_default()
-            .iter()
-            .map(|c| describe(c))
-            .collect();
-        let mut s = format!("{} [{}]", self.api_name(), cells.join(", "));
+        let describe_stack = |cell: &Cell| -> String {
+            let cells: Vec<String> = flatten(cell)
+                .unwrap_or_default()
+                .iter()
+                .map(|c| describe(c))
+                .collect();
+            cells.join(", ")
+        };
+        let mut s = format!("{} [{}]", self.api_name(), describe_stack(&self.cell));
+        if let Some(bw) = &self.cell_bw {
+            s.push_str(&format!(" bw [{}]", describe_stack(bw)));
+        }
         if self.time_major {
             s.push_str(" time_major");
         }
@@ -176,13 +174,64 @@ impl Model {
     }
 
     /// The names of the inputs this model takes.
-    fn input_names(&self, layers: usize) -> Vec<String> {
+    fn input_names(&self, fw_layers: usize, bw_layers: usize) -> Vec<String> {
         let mut names = vec!["inputs".to_string()];
         if self.api != Api::CellCall {
             names.push("sequence_length".into());
         }
-        names.extend(super::initial_state_names("initial_state/", layers));
+        if self.bidirectional() {
+            names.extend(super::initial_state_names("initial_state_fw/", fw_layers));
+            names.extend(super::initial_state_names("initial_state_bw/", bw_layers));
+        } else {
+            names.extend(super::initial_state_names("initial_state/", fw_layers));
+        }
         names
+    }
+
+    /// Whether the API runs a backward cell too.
+    fn bidirectional(&self) -> bool {
+        matches!(
+            self.api,
+            Api::BidirectionalDynamicRnn | Api::StaticBidirectionalRnn
+        )
+    }
+
+    /// Whether `inputs` and `outputs` are `[time, batch, ...]`.
+    fn is_time_major(&self) -> bool {
+        match self.api {
+            Api::CellCall => false,
+            Api::DynamicRnn | Api::BidirectionalDynamicRnn => self.time_major,
+            Api::StaticRnn | Api::StaticBidirectionalRnn => true,
+        }
+    }
+
+    /// The canonical layers of the forward (or only) cell, reading `input`
+    /// features, in float type `T`.
+    ///
+    /// # Errors
+    /// A [`DialectError`] when a variable is missing or has the wrong shape.
+    pub fn canonical_layers<T: Real>(
+        &self,
+        vars: &Tensors,
+        input: usize,
+    ) -> Result<Vec<Layer<T>>, DialectError> {
+        stack_to_canonical(&flatten(&self.cell)?, input, vars)
+    }
+
+    /// The canonical layers of the backward cell (bidirectional APIs).
+    ///
+    /// # Errors
+    /// As [`Model::canonical_layers`]; also when the API has no backward cell.
+    pub fn canonical_layers_bw<T: Real>(
+        &self,
+        vars: &Tensors,
+        input: usize,
+    ) -> Result<Vec<Layer<T>>, DialectError> {
+        let cell = self
+            .cell_bw
+            .as_ref()
+            .ok_or_else(|| DialectError::Model(format!("{} needs cell_bw", self.api_name())))?;
+        stack_to_canonical(&flatten(cell)?, input, vars)
     }
 
     /// Run in float type `T`.
@@ -194,11 +243,27 @@ impl Model {
         vars: &Tensors,
         inputs: &Tensors,
     ) -> Result<Outputs<T>, DialectError> {
-        let cells = self.layers()?;
-        super::check_input_names(inputs, &self.input_names(cells.len()))?;
-        if self.time_major && self.api != Api::DynamicRnn {
+        let fw_cells = flatten(&self.cell)?;
+        let bw_cells = match (&self.cell_bw, self.bidirectional()) {
+            (Some(c), true) => flatten(c)?,
+            (None, false) => Vec::new(),
+            (None, true) => {
+                return Err(DialectError::Model(format!(
+                    "{} needs cell_bw",
+                    self.api_name()
+                )))
+            }
+            (Some(_), false) => {
+                return Err(DialectError::Model(format!(
+                    "{} takes no cell_bw",
+                    self.api_name()
+                )))
+            }
+        };
+        super::check_input_names(inputs, &self.input_names(fw_cells.len(), bw_cells.len()))?;
+        if self.time_major && !matches!(self.api, Api::DynamicRnn | Api::BidirectionalDynamicRnn) {
             return Err(DialectError::Model(
-                "time_major applies to dynamic_rnn only".into(),
+                "time_major applies to dynamic_rnn and bidirectional_dynamic_rnn only".into(),
             ));
         }
 
@@ -215,66 +280,148 @@ impl Model {
                     })?
                     .insert_axis(Axis(1))
             }
-            Api::DynamicRnn if !self.time_major => super::input3(inputs, "inputs")?,
-            _ => super::input3::<T>(inputs, "inputs")?.permuted_axes([1, 0, 2]),
+            _ if self.is_time_major() => {
+                super::input3::<T>(inputs, "inputs")?.permuted_axes([1, 0, 2])
+            }
+            _ => super::input3(inputs, "inputs")?,
         };
         let (batch, time, input) = x.dim();
-
-        let mut layers = Vec::with_capacity(cells.len());
-        let mut size = input;
-        for cell in &cells {
-            let layer = to_canonical::<T>(cell, size, vars)?;
-            size = layer.output_size();
-            layers.push(layer);
-        }
-
-        let shapes: Vec<_> = layers
-            .iter()
-            .map(|l| ([batch, l.units()], [batch, l.output_size()]))
-            .collect();
-        let initial = super::initial_states::<T>(inputs, "initial_state/", &shapes)?;
-        let mask = sequence_mask(inputs, batch, time)?;
-
-        let seq = Sequence {
-            inputs: x.view(),
-            initial_state: initial.as_deref(),
-            mask: mask.as_ref().map(|m| m.view()),
-            masked_output: MaskedOutput::Zero,
-            reverse: false,
-        };
-        let run = lstm::run(&layers, &seq).map_err(|e| DialectError::Invalid(e.to_string()))?;
+        let lengths = sequence_lengths(inputs, batch, time)?;
+        let mask = lengths.as_ref().map(|l| super::length_mask(l, time));
 
         let mut out = Outputs::new();
+        let fw_layers = stack_to_canonical::<T>(&fw_cells, input, vars)?;
+        let fw_prefix = if self.bidirectional() {
+            "initial_state_fw/"
+        } else {
+            "initial_state/"
+        };
+        let fw_initial =
+            super::initial_states::<T>(inputs, fw_prefix, &state_shapes(&fw_layers, batch))?;
+        let fw = lstm::run(
+            &fw_layers,
+            &Sequence {
+                inputs: x.view(),
+                initial_state: fw_initial.as_deref(),
+                mask: mask.as_ref().map(|m| m.view()),
+                masked_output: MaskedOutput::Zero,
+                reverse: false,
+            },
+        )
+        .map_err(|e| DialectError::Invalid(e.to_string()))?;
+
+        if !self.bidirectional() {
+            let name = if self.api == Api::CellCall {
+                "output"
+            } else {
+                "outputs"
+            };
+            let outputs = match self.api {
+                Api::CellCall => fw.outputs.index_axis(Axis(1), 0).to_owned().into_dyn(),
+                _ => self.layout(fw.outputs.clone()),
+            };
+            out.insert(name.into(), outputs);
+            super::put_states(&mut out, &fw, "");
+            return Ok(out);
+        }
+
+        // Backward: TF reverses each row's valid prefix (reverse_sequence),
+        // runs forward with the same lengths, and reverses the outputs back.
+        let bw_layers = stack_to_canonical::<T>(&bw_cells, input, vars)?;
+        let bw_initial = super::initial_states::<T>(
+            inputs,
+            "initial_state_bw/",
+            &state_shapes(&bw_layers, batch),
+        )?;
+        let x_rev = super::reverse_sequence(x.view(), lengths.as_deref());
+        let bw = lstm::run(
+            &bw_layers,
+            &Sequence {
+                inputs: x_rev.view(),
+                initial_state: bw_initial.as_deref(),
+                mask: mask.as_ref().map(|m| m.view()),
+                masked_output: MaskedOutput::Zero,
+                reverse: false,
+            },
+        )
+        .map_err(|e| DialectError::Invalid(e.to_string()))?;
+        let bw_outputs = super::reverse_sequence(bw.outputs.view(), lengths.as_deref());
         match self.api {
-            Api::CellCall => {
-                out.insert(
-                    "output".into(),
-                    run.outputs.index_axis(Axis(1), 0).to_owned().into_dyn(),
-                );
-            }
-            Api::DynamicRnn if !self.time_major => {
-                out.insert("outputs".into(), run.outputs.clone().into_dyn());
+            Api::StaticBidirectionalRnn => {
+                let both = ndarray::concatenate(Axis(2), &[fw.outputs.view(), bw_outputs.view()])
+                    .map_err(|e| DialectError::Invalid(e.to_string()))?;
+                out.insert("outputs".into(), self.layout(both));
             }
             _ => {
-                let time_major = run.outputs.view().permuted_axes([1, 0, 2]);
-                out.insert(
-                    "outputs".into(),
-                    time_major.as_standard_layout().into_owned().into_dyn(),
-                );
+                out.insert("outputs_fw".into(), self.layout(fw.outputs.clone()));
+                out.insert("outputs_bw".into(), self.layout(bw_outputs));
             }
         }
-        super::put_states(&mut out, &run, "");
+        super::put_states(&mut out, &fw, "fw/");
+        super::put_states(&mut out, &bw, "bw/");
         Ok(out)
+    }
+
+    /// Batch-major outputs in the API's layout.
+    fn layout<T: Real>(&self, outputs: Array3<T>) -> ndarray::ArrayD<T> {
+        if self.is_time_major() {
+            outputs
+                .permuted_axes([1, 0, 2])
+                .as_standard_layout()
+                .into_owned()
+                .into_dyn()
+        } else {
+            outputs.into_dyn()
+        }
     }
 }
 
-/// `sequence_length` as a `[batch, time]` mask: row `b` computes steps
-/// `t < sequence_length[b]`.
-fn sequence_mask(
+fn state_shapes<T: Real>(layers: &[Layer<T>], batch: usize) -> Vec<([usize; 2], [usize; 2])> {
+    layers
+        .iter()
+        .map(|l| ([batch, l.units()], [batch, l.output_size()]))
+        .collect()
+}
+
+/// A cell as a flat stack of cells.
+fn flatten(cell: &Cell) -> Result<Vec<&Cell>, DialectError> {
+    match cell {
+        Cell::Multi(m) => {
+            if m.cells.is_empty() {
+                return Err(DialectError::Model("MultiRNNCell with no cells".into()));
+            }
+            if m.cells.iter().any(|c| matches!(c, Cell::Multi(_))) {
+                return Err(DialectError::Model(
+                    "nested MultiRNNCell is not supported".into(),
+                ));
+            }
+            Ok(m.cells.iter().collect())
+        }
+        cell => Ok(vec![cell]),
+    }
+}
+
+fn stack_to_canonical<T: Real>(
+    cells: &[&Cell],
+    input: usize,
+    vars: &Tensors,
+) -> Result<Vec<Layer<T>>, DialectError> {
+    let mut layers = Vec::with_capacity(cells.len());
+    let mut size = input;
+    for cell in cells {
+        let layer = to_canonical::<T>(cell, size, vars)?;
+        size = layer.output_size();
+        layers.push(layer);
+    }
+    Ok(layers)
+}
+
+/// `sequence_length`, checked: one length per row, each in `0..=time`.
+fn sequence_lengths(
     inputs: &Tensors,
     batch: usize,
     time: usize,
-) -> Result<Option<Array2<bool>>, DialectError> {
+) -> Result<Option<Vec<usize>>, DialectError> {
     let Some(t) = inputs.get("sequence_length") else {
         return Ok(None);
     };
@@ -292,16 +439,21 @@ fn sequence_mask(
             got: lengths.shape().to_vec(),
         });
     }
-    let mut mask = Array2::from_elem((batch, time), false);
-    for (b, &len) in lengths.iter().enumerate() {
-        if len < 0 || len as usize > time {
-            return Err(DialectError::Invalid(format!(
-                "sequence_length[{b}] = {len} is outside 0..={time}"
-            )));
-        }
-        mask.slice_mut(s![b, ..len as usize]).fill(true);
-    }
-    Ok(Some(mask))
+    lengths
+        .iter()
+        .enumerate()
+        .map(|(b, &len)| {
+            usize::try_from(len)
+                .ok()
+                .filter(|&l| l <= time)
+                .ok_or_else(|| {
+                    DialectError::Invalid(format!(
+                        "sequence_length[{b}] = {len} is outside 0..={time}"
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn describe(cell: &Cell) -> String {

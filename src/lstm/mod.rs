@@ -13,12 +13,14 @@
 //!   property tests hold [`run`] to it.
 
 mod activation;
+mod gates;
 mod layer;
 pub mod oracle;
 mod real;
 mod runner;
 
 pub use activation::Activation;
+pub use gates::{step_gates, Gates};
 pub use layer::{Gate, Layer, Peepholes, Projection, ShapeError};
 pub use real::Real;
 pub use runner::{run, MaskedOutput, RunOutput, Sequence, State, StepTrace};
