@@ -16,7 +16,7 @@ use ndarray::{s, Array3, Axis};
 use serde::Deserialize;
 
 use super::{DialectError, Outputs, Tensors};
-use crate::lstm::{self, Gate, Layer, Peepholes, Real, Sequence, State};
+use crate::lstm::{self, Gate, Layer, Peepholes, Real, State};
 
 /// Gate order of `LSTMBlockCell` and `BlockLSTM`: i, c (= g), f, o.
 pub const ICFO: [Gate; 4] = [Gate::I, Gate::G, Gate::F, Gate::O];
@@ -155,6 +155,7 @@ impl Model {
         &self,
         vars: &Tensors,
         inputs: &Tensors,
+        runner: &mut dyn super::Runner<T>,
     ) -> Result<Outputs<T>, DialectError> {
         let sequence = self.op != Op::LstmBlockCell;
         let mut allowed = vec!["x".to_string(), "cs_prev".into(), "h_prev".into()];
@@ -194,16 +195,16 @@ impl Model {
             .slice(s![..steps, .., ..])
             .permuted_axes([1, 0, 2])
             .to_owned();
-        let layers = [layer];
-        let run = lstm::run(
-            &layers,
-            &Sequence {
-                initial_state: Some(std::slice::from_ref(&initial)),
-                ..Sequence::new(x_bm.view())
-            },
-        )
-        .map_err(|e| DialectError::Invalid(e.to_string()))?;
-        let [layer] = layers;
+        let run = runner.run_step(&super::Step {
+            name: "main".into(),
+            layers: vec![layer.clone()],
+            inputs: x_bm.clone(),
+            initial_state: Some(vec![initial.clone()]),
+            mask: None,
+            masked_output: lstm::MaskedOutput::Zero,
+            reverse: false,
+            depends_on_earlier_steps: false,
+        })?;
 
         // Gate activations per step, [steps, batch, units].
         let mut gates: [Array3<T>; 5] =

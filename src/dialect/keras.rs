@@ -21,7 +21,7 @@ use ndarray::{s, Array2, Array3, ArrayD, Axis};
 use serde::{Deserialize, Deserializer};
 
 use super::{DialectError, Outputs, Tensors};
-use crate::lstm::{self, Gate, Layer, MaskedOutput, Real, RunOutput, Sequence};
+use crate::lstm::{self, Gate, Layer, MaskedOutput, Real, RunOutput};
 
 /// Keras gate order along the `4*units` axis: i, f, c (= g), o.
 pub const GATE_ORDER: [Gate; 4] = [Gate::I, Gate::F, Gate::G, Gate::O];
@@ -430,14 +430,20 @@ impl Model {
         &self,
         vars: &Tensors,
         inputs: &Tensors,
+        runner: &mut dyn super::Runner<T>,
     ) -> Result<Outputs<T>, DialectError> {
         self.validate()?;
         super::check_input_names(inputs, &self.input_names())?;
         let mut out = Outputs::new();
+        let mut pass = Pass {
+            runner,
+            step_prefix: String::new(),
+            dependent: false,
+        };
         if !self.stateful {
             let (x, mask) = self.call_inputs::<T>(inputs, "inputs", "mask")?;
             let initial = self.initial_states(inputs, x.dim().0)?;
-            self.forward_pass(vars, x, mask, initial, &mut out, "", "output")?;
+            self.forward_pass(&mut pass, vars, x, mask, initial, &mut out, "", "output")?;
             return Ok(out);
         }
         // Stateful: call k starts from call k-1's final states.
@@ -455,8 +461,18 @@ impl Model {
                 states = self.initial_states(inputs, x.dim().0)?;
             }
             let mut call_out = Outputs::new();
-            let finals =
-                self.forward_pass(vars, x, mask, states.take(), &mut call_out, "", "output")?;
+            pass.step_prefix = format!("call/{k}/");
+            pass.dependent = k > 0;
+            let finals = self.forward_pass(
+                &mut pass,
+                vars,
+                x,
+                mask,
+                states.take(),
+                &mut call_out,
+                "",
+                "output",
+            )?;
             out.insert(
                 format!("output/{k}"),
                 call_out
@@ -574,6 +590,7 @@ impl Model {
     #[allow(clippy::too_many_arguments)]
     fn forward_pass<T: Real>(
         &self,
+        pass: &mut Pass<'_, T>,
         vars: &Tensors,
         x: Array3<T>,
         mask: Option<Array2<bool>>,
@@ -591,11 +608,12 @@ impl Model {
                 } else {
                     MaskedOutput::RepeatPrevious
                 };
-                let r = run_direction(
-                    &layers,
+                let r = pass.run(
+                    "main",
+                    layers,
                     &x,
                     mask.as_ref(),
-                    initial.as_deref(),
+                    initial,
                     self.go_backwards,
                     masked,
                 )?;
@@ -611,10 +629,10 @@ impl Model {
                 let bw_dir = self.direction(&self.backward, "backward")?;
                 let fw_layers = self.stack::<T>(&fw_dir.cells, input, vars)?;
                 let bw_layers = self.stack::<T>(&bw_dir.cells, input, vars)?;
-                let (fw_init, bw_init) = match &initial {
-                    Some(states) => {
-                        let (f, b) = states.split_at(fw_layers.len());
-                        (Some(f), Some(b))
+                let (fw_init, bw_init) = match initial {
+                    Some(mut states) => {
+                        let b = states.split_off(fw_layers.len());
+                        (Some(states), Some(b))
                     }
                     None => (None, None),
                 };
@@ -624,16 +642,18 @@ impl Model {
                 } else {
                     MaskedOutput::RepeatPrevious
                 };
-                let fw = run_direction(
-                    &fw_layers,
+                let fw = pass.run(
+                    "fw",
+                    fw_layers,
                     &x,
                     mask.as_ref(),
                     fw_init,
                     fw_dir.go_backwards,
                     masked,
                 )?;
-                let bw = run_direction(
-                    &bw_layers,
+                let bw = pass.run(
+                    "bw",
+                    bw_layers,
                     &x,
                     mask.as_ref(),
                     bw_init,
@@ -672,9 +692,14 @@ impl Model {
                 let layers = self.layers.as_ref().expect("validated");
                 let mut x = x;
                 let mut finals = Vec::new();
+                let outer_prefix = pass.step_prefix.clone();
+                let outer_dependent = pass.dependent;
                 for (k, layer) in layers.iter().enumerate() {
                     let mut inner = Outputs::new();
+                    pass.step_prefix = format!("{outer_prefix}layers/{k}/");
+                    pass.dependent = outer_dependent || k > 0;
                     finals = layer.forward_pass(
+                        pass,
                         vars,
                         x,
                         mask.clone(),
@@ -783,27 +808,40 @@ fn put_keras_states<T: Real>(out: &mut Outputs<T>, run: &RunOutput<T>, prefix: &
     super::put_states(out, run, prefix);
 }
 
-/// One direction of one recurrent layer.
-fn run_direction<T: Real>(
-    layers: &[Layer<T>],
-    x: &Array3<T>,
-    mask: Option<&Array2<bool>>,
-    initial: Option<&[lstm::State<T>]>,
-    go_backwards: bool,
-    masked_output: MaskedOutput,
-) -> Result<LayerRun<T>, DialectError> {
-    let run = lstm::run(
-        layers,
-        &Sequence {
-            inputs: x.view(),
+/// Runs a model's steps through a [`super::Runner`], naming them.
+struct Pass<'a, T> {
+    runner: &'a mut dyn super::Runner<T>,
+    /// Prefix of step names (`call/1/`, `layers/0/`).
+    step_prefix: String,
+    /// Whether the steps run now depend on earlier steps' results.
+    dependent: bool,
+}
+
+impl<T: Real> Pass<'_, T> {
+    /// One direction of one recurrent layer.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        name: &str,
+        layers: Vec<Layer<T>>,
+        x: &Array3<T>,
+        mask: Option<&Array2<bool>>,
+        initial: Option<Vec<lstm::State<T>>>,
+        go_backwards: bool,
+        masked_output: MaskedOutput,
+    ) -> Result<LayerRun<T>, DialectError> {
+        let run = self.runner.run_step(&super::Step {
+            name: format!("{}{name}", self.step_prefix),
+            layers,
+            inputs: x.clone(),
             initial_state: initial,
-            mask: mask.map(Array2::view),
+            mask: mask.cloned(),
             masked_output,
             reverse: go_backwards,
-        },
-    )
-    .map_err(|e| DialectError::Invalid(e.to_string()))?;
-    Ok(LayerRun { run })
+            depends_on_earlier_steps: self.dependent,
+        })?;
+        Ok(LayerRun { run })
+    }
 }
 
 fn merge<T: Real>(

@@ -101,7 +101,8 @@ impl Model {
         }
     }
 
-    /// Run the model on the case's variables and inputs in float type `T`.
+    /// Run the model on the case's variables and inputs in float type `T`,
+    /// with the Rust LSTM.
     ///
     /// # Errors
     /// A [`DialectError`] when variables or inputs are missing or do not fit.
@@ -110,10 +111,28 @@ impl Model {
         variables: &Tensors,
         inputs: &Tensors,
     ) -> Result<Outputs<T>, DialectError> {
+        self.run_with(variables, inputs, &mut RustLstm)
+    }
+
+    /// Run the model with any [`Runner`]: the dialect turns the case into
+    /// canonical [`Step`]s, the runner computes each, and the dialect turns
+    /// the results into the case's native outputs. The gate uses this with
+    /// runners that export steps or read back an external implementation's
+    /// results.
+    ///
+    /// # Errors
+    /// A [`DialectError`] when variables or inputs are missing or do not
+    /// fit, or the runner fails.
+    pub fn run_with<T: Real>(
+        &self,
+        variables: &Tensors,
+        inputs: &Tensors,
+        runner: &mut dyn Runner<T>,
+    ) -> Result<Outputs<T>, DialectError> {
         match self {
-            Model::Tf1(m) => m.run(variables, inputs),
-            Model::Block(m) => m.run(variables, inputs),
-            Model::Keras(m) => m.run(variables, inputs),
+            Model::Tf1(m) => m.run(variables, inputs, runner),
+            Model::Block(m) => m.run(variables, inputs, runner),
+            Model::Keras(m) => m.run(variables, inputs, runner),
         }
     }
 
@@ -133,6 +152,62 @@ impl Model {
             Model::Block(m) => m.api_name(),
             Model::Keras(m) => m.api_name(),
         }
+    }
+}
+
+/// One run of the canonical LSTM that a dialect asks for.
+#[derive(Clone, Debug)]
+pub struct Step<T> {
+    /// A name unique within the case: `main`, `fw`, `bw`, `call/1`, `layers/0`...
+    pub name: String,
+    /// The stack of layers.
+    pub layers: Vec<crate::lstm::Layer<T>>,
+    /// `[batch, time, input]`, batch-major, in input time order.
+    pub inputs: ndarray::Array3<T>,
+    /// One state per layer, or zeros.
+    pub initial_state: Option<Vec<crate::lstm::State<T>>>,
+    /// `[batch, time]`, `true` where a row computes.
+    pub mask: Option<Array2<bool>>,
+    /// What masked steps output.
+    pub masked_output: crate::lstm::MaskedOutput,
+    /// Process last to first; results in processing order.
+    pub reverse: bool,
+    /// Whether this step's inputs or initial state were computed from an
+    /// earlier step's results (Keras `Sequential`, stateful calls): such a
+    /// case cannot be exported as independent steps.
+    pub depends_on_earlier_steps: bool,
+}
+
+impl<T: Real> Step<T> {
+    /// The step as a [`crate::lstm::Sequence`] borrowing its arrays.
+    pub fn sequence(&self) -> crate::lstm::Sequence<'_, T> {
+        crate::lstm::Sequence {
+            inputs: self.inputs.view(),
+            initial_state: self.initial_state.as_deref(),
+            mask: self.mask.as_ref().map(Array2::view),
+            masked_output: self.masked_output,
+            reverse: self.reverse,
+        }
+    }
+}
+
+/// Computes the canonical [`Step`]s of a case.
+pub trait Runner<T> {
+    /// Compute one step.
+    ///
+    /// # Errors
+    /// A [`DialectError`] when the step cannot be computed.
+    fn run_step(&mut self, step: &Step<T>) -> Result<crate::lstm::RunOutput<T>, DialectError>;
+}
+
+/// The Rust LSTM as a [`Runner`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RustLstm;
+
+impl<T: Real> Runner<T> for RustLstm {
+    fn run_step(&mut self, step: &Step<T>) -> Result<crate::lstm::RunOutput<T>, DialectError> {
+        crate::lstm::run(&step.layers, &step.sequence())
+            .map_err(|e| DialectError::Invalid(e.to_string()))
     }
 }
 

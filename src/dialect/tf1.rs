@@ -15,7 +15,7 @@ use ndarray::{s, Array1, Array2, Array3, Axis};
 use serde::Deserialize;
 
 use super::{DialectError, Outputs, Tensors};
-use crate::lstm::{self, Gate, Layer, MaskedOutput, Peepholes, Projection, Real, Sequence};
+use crate::lstm::{Gate, Layer, MaskedOutput, Peepholes, Projection, Real};
 
 /// TF1 gate order along the `4*units` axis: i, j (= g), f, o.
 pub const GATE_ORDER: [Gate; 4] = [Gate::I, Gate::G, Gate::F, Gate::O];
@@ -242,6 +242,7 @@ impl Model {
         &self,
         vars: &Tensors,
         inputs: &Tensors,
+        runner: &mut dyn super::Runner<T>,
     ) -> Result<Outputs<T>, DialectError> {
         let fw_cells = flatten(&self.cell)?;
         let bw_cells = match (&self.cell_bw, self.bidirectional()) {
@@ -298,17 +299,16 @@ impl Model {
         };
         let fw_initial =
             super::initial_states::<T>(inputs, fw_prefix, &state_shapes(&fw_layers, batch))?;
-        let fw = lstm::run(
-            &fw_layers,
-            &Sequence {
-                inputs: x.view(),
-                initial_state: fw_initial.as_deref(),
-                mask: mask.as_ref().map(|m| m.view()),
-                masked_output: MaskedOutput::Zero,
-                reverse: false,
-            },
-        )
-        .map_err(|e| DialectError::Invalid(e.to_string()))?;
+        let fw = runner.run_step(&super::Step {
+            name: if self.bidirectional() { "fw" } else { "main" }.into(),
+            layers: fw_layers,
+            inputs: x.clone(),
+            initial_state: fw_initial,
+            mask: mask.clone(),
+            masked_output: MaskedOutput::Zero,
+            reverse: false,
+            depends_on_earlier_steps: false,
+        })?;
 
         if !self.bidirectional() {
             let name = if self.api == Api::CellCall {
@@ -334,17 +334,16 @@ impl Model {
             &state_shapes(&bw_layers, batch),
         )?;
         let x_rev = super::reverse_sequence(x.view(), lengths.as_deref());
-        let bw = lstm::run(
-            &bw_layers,
-            &Sequence {
-                inputs: x_rev.view(),
-                initial_state: bw_initial.as_deref(),
-                mask: mask.as_ref().map(|m| m.view()),
-                masked_output: MaskedOutput::Zero,
-                reverse: false,
-            },
-        )
-        .map_err(|e| DialectError::Invalid(e.to_string()))?;
+        let bw = runner.run_step(&super::Step {
+            name: "bw".into(),
+            layers: bw_layers,
+            inputs: x_rev,
+            initial_state: bw_initial,
+            mask,
+            masked_output: MaskedOutput::Zero,
+            reverse: false,
+            depends_on_earlier_steps: false,
+        })?;
         let bw_outputs = super::reverse_sequence(bw.outputs.view(), lengths.as_deref());
         match self.api {
             Api::StaticBidirectionalRnn => {
