@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use lstm_parity::conformance::{self, report, Dtype, Filter, Tolerance};
+use lstm_parity::conformance::{self, report, Dtype, Filter, ModelFilter, Tolerance};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +39,8 @@ enum Command {
         /// Run only this dtype.
         #[arg(long, value_enum)]
         dtype: Option<DtypeArg>,
+        #[command(flatten)]
+        model: ModelArgs,
     },
     /// List the selected cases with their API and shapes.
     List {
@@ -47,7 +49,20 @@ enum Command {
         /// The reference folder.
         #[arg(long)]
         reference: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
     },
+}
+
+/// Selection by what a case runs.
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Only cases of this API (a glob): tf1.dynamic_rnn, 'keras3.*', block.BlockLSTM, ...
+    #[arg(long)]
+    api: Option<String>,
+    /// Only cases whose model summary (as `list` prints it) contains this word: peepholes, cell_clip, go_backwards, ...
+    #[arg(long)]
+    option: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -83,25 +98,46 @@ fn main() -> ExitCode {
             tolerance,
             format,
             dtype,
+            model,
         } => run(
             reference_root(reference),
             &filter,
+            &model,
             tolerance.as_ref(),
             format,
             dtype,
         ),
-        Command::List { filter, reference } => list(reference_root(reference), &filter),
+        Command::List {
+            filter,
+            reference,
+            model,
+        } => list(reference_root(reference), &filter, &model),
     }
+}
+
+/// Select, load and narrow the cases.
+fn select(
+    root: &std::path::Path,
+    filter: &[String],
+    model: &ModelArgs,
+) -> Result<conformance::Selection, conformance::suite::SuiteError> {
+    let narrow = ModelFilter::new(model.api.as_deref(), model.option.as_deref())?;
+    let mut selection = conformance::select(root, &Filter::new(filter)?)?;
+    selection
+        .cases
+        .retain(|c| narrow.matches(&c.model.api(), &c.model.summary()));
+    Ok(selection)
 }
 
 fn run(
     root: PathBuf,
     filter: &[String],
+    model: &ModelArgs,
     tolerance: Option<&Tolerance>,
     format: Format,
     dtype: Option<DtypeArg>,
 ) -> ExitCode {
-    let selection = match Filter::new(filter).and_then(|f| conformance::select(&root, &f)) {
+    let selection = match select(&root, filter, model) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -138,8 +174,8 @@ fn run(
     }
 }
 
-fn list(root: PathBuf, filter: &[String]) -> ExitCode {
-    let selection = match Filter::new(filter).and_then(|f| conformance::select(&root, &f)) {
+fn list(root: PathBuf, filter: &[String], model: &ModelArgs) -> ExitCode {
+    let selection = match select(&root, filter, model) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

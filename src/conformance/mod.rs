@@ -15,5 +15,5 @@ pub mod tolerance;
 
 pub use case::{Case, CaseError, CaseErrorKind};
 pub use check::{check_outputs, run_all, run_case, select, CaseRun, Dtype, Selection};
-pub use suite::{discover, Filter};
+pub use suite::{discover, Filter, ModelFilter};
 pub use tolerance::Tolerance;

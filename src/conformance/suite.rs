@@ -122,3 +122,39 @@ impl Filter {
             })
     }
 }
+
+/// Narrows loaded cases by API (a glob on `tf1.dynamic_rnn`,
+/// `keras3.Bidirectional`, `block.BlockLSTM`...) and by option (a word of
+/// the model summary: `peepholes`, `cell_clip`, `go_backwards`, ...).
+#[derive(Clone, Debug, Default)]
+pub struct ModelFilter {
+    api: Option<glob::Pattern>,
+    option: Option<String>,
+}
+
+impl ModelFilter {
+    /// A filter; `None` fields match everything.
+    ///
+    /// # Errors
+    /// [`SuiteError::Filter`] for an invalid API glob.
+    pub fn new(api: Option<&str>, option: Option<&str>) -> Result<ModelFilter, SuiteError> {
+        let api = api
+            .map(|a| {
+                glob::Pattern::new(a).map_err(|e| SuiteError::Filter(a.to_string(), e.to_string()))
+            })
+            .transpose()?;
+        Ok(ModelFilter {
+            api,
+            option: option.map(str::to_string),
+        })
+    }
+
+    /// Whether a case with this API name and model summary passes.
+    pub fn matches(&self, api: &str, summary: &str) -> bool {
+        self.api.as_ref().is_none_or(|p| p.matches(api))
+            && self
+                .option
+                .as_ref()
+                .is_none_or(|o| summary.contains(o.as_str()))
+    }
+}
