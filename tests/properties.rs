@@ -384,3 +384,148 @@ fn hard_sigmoids_differ() {
     assert!(k3.apply_f64(2.5) < 1.0); // relu6(x + 3) / 6 saturates at 3
     assert_eq!(k3.apply_f64(3.0), 1.0);
 }
+
+/// A problem without mask, reverse or initial state, for composition laws.
+fn plain_problem() -> impl Strategy<Value = Problem> {
+    problem().prop_map(|mut p| {
+        p.mask = None;
+        p.reverse = false;
+        p.initial = None;
+        p
+    })
+}
+
+fn run_plain(
+    layers: &[Layer<f64>],
+    x: &Array3<f64>,
+    initial: Option<&[State<f64>]>,
+) -> lstm::RunOutput<f64> {
+    let mut seq = Sequence::new(x.view());
+    seq.initial_state = initial;
+    lstm::run(layers, &seq).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// T = 0 returns empty outputs and the initial state unchanged.
+    #[test]
+    fn zero_steps_keep_the_initial_state(p in problem()) {
+        let x = Array3::zeros((p.inputs.dim().0, 0, p.inputs.dim().2));
+        let seq = Sequence { inputs: x.view(), mask: None, ..p.sequence() };
+        let run = lstm::run(&p.layers, &seq).unwrap();
+        prop_assert_eq!(run.outputs.dim().1, 0);
+        for (l, layer) in p.layers.iter().enumerate() {
+            let expected = p.initial.as_ref().map_or_else(|| State::zeros(layer, x.dim().0), |s| s[l].clone());
+            prop_assert_eq!(&run.final_state[l], &expected);
+        }
+    }
+
+    /// Running the first k steps, then the rest from the carried state,
+    /// equals running the whole sequence.
+    #[test]
+    fn a_split_sequence_equals_the_whole(p in plain_problem(), split in 0usize..=bounds::MAX_TIME) {
+        let time = p.inputs.dim().1;
+        let k = split.min(time);
+        let whole = run_plain(&p.layers, &p.inputs, None);
+        let first = run_plain(&p.layers, &p.inputs.slice(s![.., ..k, ..]).to_owned(), None);
+        let rest = run_plain(&p.layers, &p.inputs.slice(s![.., k.., ..]).to_owned(), Some(&first.final_state));
+        for l in 0..p.layers.len() {
+            assert_all_close(&rest.final_state[l].c.clone().into_dyn(), &whole.final_state[l].c.clone().into_dyn(), "c")?;
+            assert_all_close(&rest.final_state[l].h.clone().into_dyn(), &whole.final_state[l].h.clone().into_dyn(), "h")?;
+        }
+        let joined = ndarray::concatenate(Axis(1), &[first.outputs.view(), rest.outputs.view()]).unwrap();
+        assert_all_close(&joined.into_dyn(), &whole.outputs.into_dyn(), "outputs")?;
+    }
+
+    /// A stack of layers is the composition of its layers.
+    #[test]
+    fn stacking_is_composition(p in plain_problem()) {
+        let whole = run_plain(&p.layers, &p.inputs, None);
+        let mut x = p.inputs.clone();
+        for (l, layer) in p.layers.iter().enumerate() {
+            let one = run_plain(std::slice::from_ref(layer), &x, None);
+            assert_all_close(&one.final_state[0].h.clone().into_dyn(), &whole.final_state[l].h.clone().into_dyn(), "h")?;
+            x = one.outputs;
+        }
+        assert_all_close(&x.into_dyn(), &whole.outputs.into_dyn(), "outputs")?;
+    }
+
+    /// sequence_length n (a mask of n leading steps, zero outputs after)
+    /// equals running the first n steps of that row.
+    #[test]
+    fn a_length_equals_running_that_many_steps(p in plain_problem(), lengths in proptest::collection::vec(0usize..=bounds::MAX_TIME, bounds::MAX_BATCH)) {
+        let (batch, time, _) = p.inputs.dim();
+        let lengths: Vec<usize> = lengths[..batch].iter().map(|&n| n.min(time)).collect();
+        let mask = lstm_parity::dialect::length_mask(&lengths, time);
+        let seq = Sequence { mask: Some(mask.view()), masked_output: MaskedOutput::Zero, ..Sequence::new(p.inputs.view()) };
+        let masked = lstm::run(&p.layers, &seq).unwrap();
+        for (b, &n) in lengths.iter().enumerate() {
+            let row = p.inputs.slice(s![b..b + 1, ..n, ..]).to_owned();
+            let alone = run_plain(&p.layers, &row, None);
+            let last = p.layers.len() - 1;
+            assert_all_close(
+                &masked.final_state[last].h.slice(s![b..b + 1, ..]).to_owned().into_dyn(),
+                &alone.final_state[last].h.clone().into_dyn(),
+                "final h",
+            )?;
+            prop_assert!(masked.outputs.slice(s![b, n.., ..]).iter().all(|v| *v == 0.0));
+        }
+    }
+
+    /// Folding forget_bias into the bias's forget block gives the same outputs.
+    #[test]
+    fn forget_bias_folding_preserves_outputs(p in plain_problem()) {
+        let folded: Vec<Layer<f64>> = p.layers.iter().map(|l| {
+            let mut f = l.clone();
+            let units = l.units();
+            for j in lstm_parity::lstm::Gate::F.columns(units) {
+                f.bias[j] += l.forget_bias;
+            }
+            f.forget_bias = 0.0;
+            f
+        }).collect();
+        let a = run_plain(&p.layers, &p.inputs, None);
+        let b = run_plain(&folded, &p.inputs, None);
+        assert_all_close(&a.outputs.into_dyn(), &b.outputs.into_dyn(), "outputs")?;
+    }
+
+    /// float32 stays within the float32 floor of the default tolerance of float64.
+    #[test]
+    fn float32_is_close_to_float64(p in problem()) {
+        let layers32: Vec<Layer<f32>> = p.layers.iter().map(Layer::cast).collect();
+        let x32 = p.inputs.mapv(|v| v as f32);
+        let init32: Option<Vec<State<f32>>> = p.initial.as_ref().map(|s| s.iter().map(|st| State { c: st.c.mapv(|v| v as f32), h: st.h.mapv(|v| v as f32) }).collect());
+        // The float64 run on exactly the float32-rounded values.
+        let layers64: Vec<Layer<f64>> = layers32.iter().map(Layer::cast).collect();
+        let x64 = x32.mapv(f64::from);
+        let init64: Option<Vec<State<f64>>> = init32.as_ref().map(|s| s.iter().map(|st| State { c: st.c.mapv(f64::from), h: st.h.mapv(f64::from) }).collect());
+        let seq32 = Sequence { inputs: x32.view(), initial_state: init32.as_deref(), mask: p.mask.as_ref().map(|m| m.view()), masked_output: p.masked_output, reverse: p.reverse };
+        let seq64 = Sequence { inputs: x64.view(), initial_state: init64.as_deref(), mask: p.mask.as_ref().map(|m| m.view()), masked_output: p.masked_output, reverse: p.reverse };
+        let r32 = lstm::run(&layers32, &seq32).unwrap();
+        let r64 = lstm::run(&layers64, &seq64).unwrap();
+        let scale = r64.outputs.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        let bound = lstm_parity::conformance::tolerance::F32_FLOOR_EPS * f64::from(f32::EPSILON) * scale;
+        for (a, b) in r32.outputs.iter().zip(r64.outputs.iter()) {
+            prop_assert!((f64::from(*a) - b).abs() <= bound, "{} vs {}", a, b);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// The main path equals the oracle at larger sizes: up to 64 units and
+    /// inputs, 50 steps.
+    #[test]
+    fn main_path_equals_oracle_at_larger_sizes(
+        (l, x) in (1usize..=64, 1usize..=64, 1usize..=4, 1usize..=50).prop_flat_map(|(input, units, batch, time)| {
+            (layer(input, units, Options { peepholes: true, cell_clip: Some(1.5), projection: None, forget_bias: 1.0 }),
+             values(batch * time * input).prop_map(move |v| Array3::from_shape_vec((batch, time, input), v).unwrap()))
+        })
+    ) {
+        let fast = run_plain(std::slice::from_ref(&l), &x, None);
+        let slow = oracle::run(std::slice::from_ref(&l), &Sequence::new(x.view())).unwrap();
+        assert_all_close(&fast.outputs.into_dyn(), &slow.outputs.into_dyn(), "outputs")?;
+    }
+}

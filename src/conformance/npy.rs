@@ -73,9 +73,10 @@ pub fn read(path: &Path) -> Result<Tensor, NpyError> {
 /// # Errors
 /// An [`NpyError`] saying what is wrong with the bytes.
 pub fn parse(bytes: &[u8]) -> Result<Tensor, NpyError> {
+    let header_len = header_length(bytes)?;
+    check_shape_fits(&bytes[..header_len])?;
     let header =
         npyz::NpyHeader::from_reader(bytes).map_err(|e| NpyError::Header(e.to_string()))?;
-    let header_len = header_length(bytes)?;
     let npyz::DType::Plain(type_str) = header.dtype() else {
         return Err(NpyError::DType(format!("{:?}", header.dtype())));
     };
@@ -115,6 +116,42 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor, NpyError> {
         (Bool, 1) => Tensor::Bool(shaped(file.into_vec::<bool>().map_err(io)?, &dims, fortran)),
         _ => return Err(NpyError::DType(type_str.to_string())),
     })
+}
+
+/// Refuse a header whose shape's element count overflows `u64`, before
+/// `npyz` multiplies it out (which overflows).
+fn check_shape_fits(header: &[u8]) -> Result<(), NpyError> {
+    let text = String::from_utf8_lossy(header);
+    let Some(start) = text
+        .find("'shape'")
+        .and_then(|k| text[k..].find('(').map(|p| k + p + 1))
+    else {
+        return Ok(()); // npyz reports the malformed header
+    };
+    let Some(len) = text[start..].find(')') else {
+        return Ok(());
+    };
+    let mut count: u64 = 1;
+    for dim in text[start..start + len]
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        let Ok(d) = dim.parse::<u64>() else {
+            return Ok(());
+        };
+        count = count
+            .checked_mul(d)
+            .and_then(|c| c.checked_mul(16))
+            .map(|c| c / 16)
+            .ok_or_else(|| {
+                NpyError::Header(format!(
+                    "shape {} is too large",
+                    &text[start - 1..=start + len]
+                ))
+            })?;
+    }
+    Ok(())
 }
 
 /// The number of bytes before the data: magic, version, header length, header.

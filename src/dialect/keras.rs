@@ -766,7 +766,7 @@ impl Model {
         input: usize,
         vars: &Tensors,
     ) -> Result<Layer<T>, DialectError> {
-        let units = cell.units;
+        let units = super::size("units", cell.units)?;
         let v = &cell.variables;
         let kernel = super::variable2::<T>(vars, &v.kernel, [input, 4 * units])?;
         let recurrent = super::variable2::<T>(vars, &v.recurrent_kernel, [units, 4 * units])?;

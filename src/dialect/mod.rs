@@ -277,6 +277,21 @@ pub fn activation(name: &str, keras_major: Option<u8>) -> Result<Activation, Dia
     })
 }
 
+/// The largest number of units a model may declare: far above any real
+/// LSTM, low enough that shape arithmetic cannot overflow.
+pub const MAX_UNITS: usize = 1 << 24;
+
+/// A declared size, checked to be in `1..=MAX_UNITS`.
+pub(crate) fn size(what: &str, n: usize) -> Result<usize, DialectError> {
+    if (1..=MAX_UNITS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(DialectError::Model(format!(
+            "{what} = {n} is outside 1..={MAX_UNITS}"
+        )))
+    }
+}
+
 /// A float tensor by name from `tensors`, as `T`, with its rank checked.
 fn float_tensor<T: Real>(
     tensors: &Tensors,

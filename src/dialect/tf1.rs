@@ -520,7 +520,7 @@ fn to_canonical<T: Real>(
     let f = T::from_f64_lossy;
     match cell {
         Cell::Basic(c) => {
-            let units = c.num_units;
+            let units = super::size("num_units", c.num_units)?;
             let kernel =
                 super::variable2::<T>(vars, &c.variables.kernel, [input + units, 4 * units])?;
             let bias = super::variable1::<T>(vars, &c.variables.bias, 4 * units)?;
@@ -533,8 +533,8 @@ fn to_canonical<T: Real>(
             Ok(layer)
         }
         Cell::Lstm(c) => {
-            let units = c.num_units;
-            let h_depth = c.num_proj.unwrap_or(units);
+            let units = super::size("num_units", c.num_units)?;
+            let h_depth = super::size("num_proj", c.num_proj.unwrap_or(units))?;
             let v = &c.variables;
             let kernel = super::variable2::<T>(vars, &v.kernel, [input + h_depth, 4 * units])?;
             let bias = super::variable1::<T>(vars, &v.bias, 4 * units)?;
