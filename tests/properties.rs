@@ -529,3 +529,36 @@ proptest! {
         assert_all_close(&fast.outputs.into_dyn(), &slow.outputs.into_dyn(), "outputs")?;
     }
 }
+
+/// Bidirectional = the forward layer's outputs concatenated with the
+/// backward layer's outputs reversed in time: on every recorded Keras
+/// `Bidirectional` case with concat merge and sequences, the dialect's
+/// output equals that composition of two single-layer runs.
+#[test]
+fn bidirectional_is_forward_concat_reversed_backward() {
+    use lstm_parity::conformance::{self, Filter};
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference");
+    let cases = conformance::select(&root, &Filter::new::<&str>(&[]).unwrap()).unwrap().cases;
+    let mut checked = 0;
+    for case in &cases {
+        let lstm_parity::dialect::Model::Keras(m) = &case.model else { continue };
+        if m.layer != keras::LayerKind::Bidirectional || !m.return_sequences || m.merge_mode.is_some() || m.time_major {
+            continue;
+        }
+        let x = case.inputs["inputs"].to_float::<f64>().unwrap().into_dimensionality::<ndarray::Ix3>().unwrap();
+        if m.forward.as_ref().is_none_or(|f| f.go_backwards) || case.inputs.keys().any(|k| k != "inputs") {
+            continue; // masks and initial states: covered by the parity suite
+        }
+        let fw_layers = m.canonical_layers::<f64>(&case.variables, x.dim().2, 0).unwrap();
+        let bw_layers = m.canonical_layers::<f64>(&case.variables, x.dim().2, 1).unwrap();
+        let fw = lstm::run(&fw_layers, &Sequence::new(x.view())).unwrap();
+        let bw = lstm::run(&bw_layers, &Sequence { reverse: true, ..Sequence::new(x.view()) }).unwrap();
+        let mut bw_out = bw.outputs.clone();
+        bw_out.invert_axis(Axis(1));
+        let composed = ndarray::concatenate(Axis(2), &[fw.outputs.view(), bw_out.view()]).unwrap();
+        let dialect = case.model.run::<f64>(&case.variables, &case.inputs).unwrap();
+        assert_eq!(dialect["output"], composed.into_dyn(), "{}", case.id);
+        checked += 1;
+    }
+    assert!(checked > 0, "no recorded Keras Bidirectional case to check");
+}
