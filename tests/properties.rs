@@ -8,7 +8,8 @@
 use lstm_parity::conformance::tolerance::F64_EPS;
 use lstm_parity::dialect::{self, keras, tf1};
 use lstm_parity::lstm::{
-    self, oracle, Activation, Layer, MaskedOutput, Peepholes, Projection, Sequence, State,
+    self, oracle, Activation, Layer, MaskedOutput, Peepholes, Projection, RunOptions, Sequence,
+    State,
 };
 use ndarray::{s, Array1, Array2, Array3, ArrayD, Axis};
 use proptest::prelude::*;
@@ -253,6 +254,26 @@ proptest! {
         }
     }
 
+    /// Any thread count (given explicitly, so that even these small layers
+    /// take the multi-threaded path) computes what the oracle computes, and
+    /// turning the trace off changes nothing else.
+    #[test]
+    fn every_thread_count_equals_oracle(p in problem(), threads in 1usize..=4) {
+        let traced = lstm::run_with(&p.layers, &p.sequence(), &RunOptions { trace: true, threads: Some(threads) }).unwrap();
+        let untraced = lstm::run_with(&p.layers, &p.sequence(), &RunOptions { trace: false, threads: Some(threads) }).unwrap();
+        let slow = oracle::run(&p.layers, &p.sequence()).unwrap();
+        prop_assert!(untraced.trace.is_empty());
+        prop_assert_eq!(&untraced.outputs, &traced.outputs);
+        prop_assert_eq!(&untraced.final_state, &traced.final_state);
+        assert_all_close(&traced.outputs.into_dyn(), &slow.outputs.into_dyn(), "outputs")?;
+        for l in 0..p.layers.len() {
+            assert_all_close(&traced.final_state[l].c.clone().into_dyn(), &slow.final_state[l].c.clone().into_dyn(), "c")?;
+            assert_all_close(&traced.final_state[l].h.clone().into_dyn(), &slow.final_state[l].h.clone().into_dyn(), "h")?;
+            assert_all_close(&traced.trace[l].c.clone().into_dyn(), &slow.trace[l].c.clone().into_dyn(), "trace c")?;
+            assert_all_close(&traced.trace[l].h.clone().into_dyn(), &slow.trace[l].h.clone().into_dyn(), "trace h")?;
+        }
+    }
+
     /// Each batch row computes alone what it computes in the batch.
     #[test]
     fn batch_rows_are_independent(p in problem()) {
@@ -383,4 +404,82 @@ fn hard_sigmoids_differ() {
     assert_eq!(k2.apply_f64(2.5), 1.0); // 0.2x + 0.5 saturates at 2.5
     assert!(k3.apply_f64(2.5) < 1.0); // relu6(x + 3) / 6 saturates at 3
     assert_eq!(k3.apply_f64(3.0), 1.0);
+}
+
+/// A layer large enough for the kernel's real splits (units not a multiple
+/// of the SIMD width, inputs past one GEMM depth block), with peepholes,
+/// clipping, projection and a mask, equals the oracle on 1, 2 and 3
+/// threads, and repeated runs are bit-for-bit identical.
+#[test]
+fn larger_layers_equal_oracle_on_every_thread_count() {
+    let (batch, time, input, units, proj) = (5, 7, 600, 70, 33);
+    let value = |k: usize, scale: f64| ((k * 7919 % 1009) as f64 / 1009.0 - 0.5) * scale;
+    let mut first = Layer::new(
+        Array2::from_shape_fn((input, 4 * units), |(r, c)| value(r * 4 * units + c, 0.1)),
+        Array2::from_shape_fn((proj, 4 * units), |(r, c)| value(r * 31 + c * 17, 0.4)),
+        Array1::from_shape_fn(4 * units, |c| value(c * 13, 1.0)),
+    );
+    first.forget_bias = 1.0;
+    first.cell_clip = Some(1.5);
+    first.peepholes = Some(Peepholes {
+        input: Array1::from_shape_fn(units, |u| value(u * 3, 0.5)),
+        forget: Array1::from_shape_fn(units, |u| value(u * 5, 0.5)),
+        output: Array1::from_shape_fn(units, |u| value(u * 11, 0.5)),
+    });
+    first.projection = Some(Projection {
+        kernel: Array2::from_shape_fn((units, proj), |(r, c)| value(r * 19 + c * 23, 0.3)),
+        clip: Some(0.8),
+    });
+    let second = Layer::new(
+        Array2::from_shape_fn((proj, 4 * 40), |(r, c)| value(r * 29 + c, 0.4)),
+        Array2::from_shape_fn((40, 4 * 40), |(r, c)| value(r * 37 + c * 3, 0.4)),
+        Array1::from_shape_fn(4 * 40, |c| value(c * 7, 1.0)),
+    );
+    let layers = [first, second];
+    let inputs = Array3::from_shape_fn((batch, time, input), |(b, t, i)| {
+        value(b * 1000 + t * 100 + i, 1.0)
+    });
+    let mask = Array2::from_shape_fn((batch, time), |(b, t)| (b + t) % 4 != 1);
+    let seq = Sequence {
+        inputs: inputs.view(),
+        initial_state: None,
+        mask: Some(mask.view()),
+        masked_output: MaskedOutput::RepeatPrevious,
+        reverse: true,
+    };
+    let slow = oracle::run(&layers, &seq).unwrap();
+    for threads in 1..=3 {
+        let options = RunOptions {
+            trace: true,
+            threads: Some(threads),
+        };
+        let fast = lstm::run_with(&layers, &seq, &options).unwrap();
+        let again = lstm::run_with(&layers, &seq, &options).unwrap();
+        assert_eq!(fast, again, "{threads} threads: repeated runs differ");
+        let check = |a: ArrayD<f64>, b: ArrayD<f64>, what: &str| {
+            for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+                assert!(
+                    close(*x, *y),
+                    "{threads} threads, {what} at {i}: {x} vs {y}"
+                );
+            }
+        };
+        check(
+            fast.outputs.into_dyn(),
+            slow.outputs.clone().into_dyn(),
+            "outputs",
+        );
+        for l in 0..layers.len() {
+            check(
+                fast.final_state[l].c.clone().into_dyn(),
+                slow.final_state[l].c.clone().into_dyn(),
+                "c",
+            );
+            check(
+                fast.trace[l].h.clone().into_dyn(),
+                slow.trace[l].h.clone().into_dyn(),
+                "trace h",
+            );
+        }
+    }
 }
