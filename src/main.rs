@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use lstm_parity::bench::{self, Repeats, Shape};
 use lstm_parity::conformance::{self, report, Dtype, Filter, Tolerance};
 
 #[derive(Parser)]
@@ -40,6 +41,24 @@ enum Command {
         #[arg(long, value_enum)]
         dtype: Option<DtypeArg>,
     },
+    /// Time the Rust LSTM kernel (one layer, I = H, no trace): median ms and GFLOP/s per shape.
+    Bench {
+        /// Print one JSON object per line (the format of scripts/bench_peers.py).
+        #[arg(long)]
+        json: bool,
+        /// Shapes as B64-T50-H512 (default: the four standard shapes).
+        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        shapes: Vec<Shape>,
+        /// Threads (default: LSTM_PARITY_THREADS, else every core; small shapes use one).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Float type(s) to time.
+        #[arg(long, value_enum, default_value_t = BenchDtype::Float32)]
+        dtype: BenchDtype,
+        /// Minimum timed runs per shape (after two warm-up runs; at least 1 s in all).
+        #[arg(long, default_value_t = 7)]
+        repeats: usize,
+    },
     /// List the selected cases with their API and shapes.
     List {
         /// Case id filters, as for `run`.
@@ -54,6 +73,13 @@ enum Command {
 enum Format {
     Table,
     Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchDtype {
+    Float32,
+    Float64,
+    All,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -91,7 +117,65 @@ fn main() -> ExitCode {
             dtype,
         ),
         Command::List { filter, reference } => list(reference_root(reference), &filter),
+        Command::Bench {
+            json,
+            shapes,
+            threads,
+            dtype,
+            repeats,
+        } => bench_command(json, shapes, threads, dtype, repeats),
     }
+}
+
+fn bench_command(
+    json: bool,
+    shapes: Vec<Shape>,
+    threads: Option<usize>,
+    dtype: BenchDtype,
+    repeats: usize,
+) -> ExitCode {
+    if threads == Some(0) {
+        eprintln!("error: --threads must be at least 1");
+        return ExitCode::from(2);
+    }
+    let shapes = if shapes.is_empty() {
+        bench::SHAPES.to_vec()
+    } else {
+        shapes
+    };
+    let repeats = Repeats {
+        min_runs: repeats.max(1),
+        ..Repeats::default()
+    };
+    if !json {
+        println!(
+            "{:<12} {:<14} {:<8} {:>10} {:>9} {:>7}",
+            "impl", "shape", "dtype", "ms", "GFLOP/s", "threads"
+        );
+    }
+    for shape in shapes {
+        let mut results = Vec::new();
+        if dtype != BenchDtype::Float64 {
+            results.push(bench::measure::<f32>(shape, threads, repeats));
+        }
+        if dtype != BenchDtype::Float32 {
+            results.push(bench::measure::<f64>(shape, threads, repeats));
+        }
+        for m in results {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&m).expect("measurement serializes")
+                );
+            } else {
+                println!(
+                    "{:<12} {:<14} {:<8} {:>10.3} {:>9.1} {:>7}",
+                    m.implementation, m.shape, m.dtype, m.ms, m.gflops, m.threads
+                );
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn run(
