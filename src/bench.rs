@@ -65,14 +65,10 @@ impl fmt::Display for Shape {
 impl FromStr for Shape {
     type Err = String;
 
-    /// `B64-T50-H512` (case-insensitive) or `64,50,512`.
+    /// `B64-T50-H512` (case-insensitive; the letters may be left out: `64-50-512`).
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("bad shape {s:?}: expected B64-T50-H512 or 64,50,512");
-        let parts: Vec<&str> = if s.contains(',') {
-            s.split(',').collect()
-        } else {
-            s.split('-').collect()
-        };
+        let bad = || format!("bad shape {s:?}: expected B64-T50-H512");
+        let parts: Vec<&str> = s.split('-').collect();
         if parts.len() != 3 {
             return Err(bad());
         }
