@@ -113,7 +113,7 @@ impl Default for Repeats {
 /// `{"impl": "lstm-parity", "shape": "B64-T50-H512", "dtype": "float32", "ms": ..., "gflops": ..., "threads": 2}`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Measurement {
-    /// The implementation: `lstm-parity` here.
+    /// The implementation: [`implementation_name`].
     #[serde(rename = "impl")]
     pub implementation: String,
     /// [`Shape`] as `B64-T50-H512`.
@@ -174,14 +174,32 @@ pub fn threads_used(shape: Shape, threads: Option<usize>) -> usize {
     })
 }
 
-/// Measure the kernel at `shape` in `T` with `threads` (`None`: automatic).
-pub fn measure<T: Real>(shape: Shape, threads: Option<usize>, repeats: Repeats) -> Measurement {
+/// The implementation name of a measurement: `lstm-parity` with the exact
+/// (libm) activations, `lstm-parity-fast` with
+/// [`RunOptions::fast_activations`].
+pub fn implementation_name(fast_activations: bool) -> &'static str {
+    if fast_activations {
+        "lstm-parity-fast"
+    } else {
+        "lstm-parity"
+    }
+}
+
+/// Measure the kernel at `shape` in `T` with `threads` (`None`: automatic)
+/// and exact or fast activations.
+pub fn measure<T: Real>(
+    shape: Shape,
+    threads: Option<usize>,
+    fast_activations: bool,
+    repeats: Repeats,
+) -> Measurement {
     let (layer, x) = problem::<T>(shape);
     let layers = [layer];
     let seq = Sequence::new(x.view());
     let options = RunOptions {
         trace: false,
         threads,
+        fast_activations,
     };
     let once = || {
         let out = lstm::run_with(&layers, &seq, &options).expect("benchmark shapes fit");
@@ -201,7 +219,7 @@ pub fn measure<T: Real>(shape: Shape, threads: Option<usize>, repeats: Repeats) 
     }
     let seconds = median(&mut times);
     Measurement {
-        implementation: "lstm-parity".into(),
+        implementation: implementation_name(fast_activations).into(),
         shape: shape.to_string(),
         dtype: T::NAME.into(),
         ms: seconds * 1e3,
@@ -232,7 +250,7 @@ mod tests {
         assert_eq!(s, Shape::new(64, 50, 512));
         assert_eq!(s.to_string(), "B64-T50-H512");
         assert_eq!(
-            "1,200,128".parse::<Shape>().unwrap(),
+            "1-200-128".parse::<Shape>().unwrap(),
             Shape::new(1, 200, 128)
         );
         assert!("B64-T50".parse::<Shape>().is_err());
@@ -263,7 +281,7 @@ mod tests {
             min_time: Duration::ZERO,
             max_runs: 1,
         };
-        let m = measure::<f32>(Shape::new(2, 3, 8), Some(1), quick);
+        let m = measure::<f32>(Shape::new(2, 3, 8), Some(1), false, quick);
         assert_eq!(m.shape, "B2-T3-H8");
         assert_eq!(m.dtype, "float32");
         assert_eq!(m.runs, 1);

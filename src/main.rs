@@ -55,9 +55,15 @@ enum Command {
         /// Float type(s) to time.
         #[arg(long, value_enum, default_value_t = BenchDtype::Float32)]
         dtype: BenchDtype,
-        /// Minimum timed runs per shape (after two warm-up runs; at least 1 s in all).
+        /// Activations: exact (libm, the default everywhere), fast (vectorised float32 sigmoid/tanh), or both.
+        #[arg(long, value_enum, default_value_t = BenchActivations::Exact)]
+        activations: BenchActivations,
+        /// Minimum timed runs per shape (after two warm-up runs).
         #[arg(long, default_value_t = 7)]
         repeats: usize,
+        /// Minimum timed seconds per shape (more runs until reached, at most 200).
+        #[arg(long, default_value_t = 1.0)]
+        min_time: f64,
     },
     /// List the selected cases with their API and shapes.
     List {
@@ -73,6 +79,13 @@ enum Command {
 enum Format {
     Table,
     Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchActivations {
+    Exact,
+    Fast,
+    Both,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -122,8 +135,17 @@ fn main() -> ExitCode {
             shapes,
             threads,
             dtype,
+            activations,
             repeats,
-        } => bench_command(json, shapes, threads, dtype, repeats),
+            min_time,
+        } => {
+            let repeats = Repeats {
+                min_runs: repeats.max(1),
+                min_time: std::time::Duration::from_secs_f64(min_time.clamp(0.0, 3600.0)),
+                ..Repeats::default()
+            };
+            bench_command(json, shapes, threads, dtype, activations, repeats)
+        }
     }
 }
 
@@ -132,7 +154,8 @@ fn bench_command(
     shapes: Vec<Shape>,
     threads: Option<usize>,
     dtype: BenchDtype,
-    repeats: usize,
+    activations: BenchActivations,
+    repeats: Repeats,
 ) -> ExitCode {
     if threads == Some(0) {
         eprintln!("error: --threads must be at least 1");
@@ -143,23 +166,26 @@ fn bench_command(
     } else {
         shapes
     };
-    let repeats = Repeats {
-        min_runs: repeats.max(1),
-        ..Repeats::default()
-    };
     if !json {
         println!(
-            "{:<12} {:<14} {:<8} {:>10} {:>9} {:>7}",
+            "{:<17} {:<14} {:<8} {:>10} {:>9} {:>7}",
             "impl", "shape", "dtype", "ms", "GFLOP/s", "threads"
         );
     }
     for shape in shapes {
         let mut results = Vec::new();
-        if dtype != BenchDtype::Float64 {
-            results.push(bench::measure::<f32>(shape, threads, repeats));
-        }
-        if dtype != BenchDtype::Float32 {
-            results.push(bench::measure::<f64>(shape, threads, repeats));
+        let fast_modes: &[bool] = match activations {
+            BenchActivations::Exact => &[false],
+            BenchActivations::Fast => &[true],
+            BenchActivations::Both => &[false, true],
+        };
+        for &fast in fast_modes {
+            if dtype != BenchDtype::Float64 {
+                results.push(bench::measure::<f32>(shape, threads, fast, repeats));
+            }
+            if dtype != BenchDtype::Float32 {
+                results.push(bench::measure::<f64>(shape, threads, fast, repeats));
+            }
         }
         for m in results {
             if json {
@@ -169,7 +195,7 @@ fn bench_command(
                 );
             } else {
                 println!(
-                    "{:<12} {:<14} {:<8} {:>10.3} {:>9.1} {:>7}",
+                    "{:<17} {:<14} {:<8} {:>10.3} {:>9.1} {:>7}",
                     m.implementation, m.shape, m.dtype, m.ms, m.gflops, m.threads
                 );
             }

@@ -259,8 +259,8 @@ proptest! {
     /// turning the trace off changes nothing else.
     #[test]
     fn every_thread_count_equals_oracle(p in problem(), threads in 1usize..=4) {
-        let traced = lstm::run_with(&p.layers, &p.sequence(), &RunOptions { trace: true, threads: Some(threads) }).unwrap();
-        let untraced = lstm::run_with(&p.layers, &p.sequence(), &RunOptions { trace: false, threads: Some(threads) }).unwrap();
+        let traced = lstm::run_with(&p.layers, &p.sequence(), &RunOptions { trace: true, threads: Some(threads), fast_activations: false }).unwrap();
+        let untraced = lstm::run_with(&p.layers, &p.sequence(), &RunOptions { trace: false, threads: Some(threads), fast_activations: false }).unwrap();
         let slow = oracle::run(&p.layers, &p.sequence()).unwrap();
         prop_assert!(untraced.trace.is_empty());
         prop_assert_eq!(&untraced.outputs, &traced.outputs);
@@ -452,6 +452,7 @@ fn larger_layers_equal_oracle_on_every_thread_count() {
         let options = RunOptions {
             trace: true,
             threads: Some(threads),
+            fast_activations: false,
         };
         let fast = lstm::run_with(&layers, &seq, &options).unwrap();
         let again = lstm::run_with(&layers, &seq, &options).unwrap();

@@ -22,12 +22,13 @@
 //! and every read of another thread's columns happens after a barrier that
 //! follows the write. Each `unsafe` block relies on exactly that.
 
+use std::any::TypeId;
 use std::ops::Range;
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, CowArray, Ix1, Ix2};
 
 use super::parallel::{split, SpinBarrier};
-use super::{Activation, Layer, MaskedOutput, Real, State, StepTrace};
+use super::{fast_math, Activation, Layer, MaskedOutput, Real, RunOptions, State, StepTrace};
 
 /// What one layer run returns: outputs `[batch, time, out]`, the final
 /// state, and the per-step states when recorded.
@@ -159,6 +160,7 @@ struct Context<'a, T> {
     projection: Option<(&'a [T], Option<T>)>,
     mask: Option<ArrayView2<'a, bool>>,
     masked_output: MaskedOutput,
+    fast_activations: bool,
     threads: usize,
     rows: Vec<Range<usize>>,
     unit_shares: Vec<Range<usize>>,
@@ -180,16 +182,18 @@ struct Context<'a, T> {
 
 /// Run one layer over inputs already in processing order.
 ///
-/// `threads` is the number of threads to use (at most one per unit).
+/// `threads` is the number of threads to use (at most one per unit); the
+/// trace and the activations follow `options`.
 pub(crate) fn run_layer<T: Real>(
     layer: &Layer<T>,
     x: ArrayView3<T>,
     initial: State<T>,
     mask: Option<ArrayView2<bool>>,
     masked_output: MaskedOutput,
-    record_trace: bool,
+    options: &RunOptions,
     threads: usize,
 ) -> LayerOutput<T> {
+    let record_trace = options.trace;
     let (batch, time, input) = x.dim();
     let units = layer.units();
     let out = layer.output_size();
@@ -265,6 +269,7 @@ pub(crate) fn run_layer<T: Real>(
         }),
         mask: mask.as_ref().map(|m| m.view()),
         masked_output,
+        fast_activations: options.fast_activations,
         threads,
         rows: split(batch * time, threads),
         out_shares: if layer.projection.is_some() {
@@ -466,6 +471,20 @@ fn cells<T: Real>(cx: &Context<T>, z: &[T], mine: Range<usize>, c: &mut [T], m: 
         && layer.output_activation == Activation::Tanh
         && cx.peepholes.is_none()
         && layer.cell_clip.is_none();
+    if standard && cx.fast_activations && TypeId::of::<T>() == TypeId::of::<f32>() {
+        // SAFETY: T is f32 (checked just above), so these are the same slices.
+        let f32s =
+            |s: &[T]| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) };
+        let (c, m) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()),
+                std::slice::from_raw_parts_mut(m.as_mut_ptr().cast::<f32>(), m.len()),
+            )
+        };
+        let forget_bias = layer.forget_bias.widen() as f32;
+        fast_math::cells(f32s(zi), f32s(zf), f32s(zg), f32s(zo), forget_bias, c, m);
+        return;
+    }
     if standard {
         // The common configuration, without per-element option checks.
         let one = T::one();

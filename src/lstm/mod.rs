@@ -15,6 +15,7 @@
 //!   property tests hold [`run`] to it.
 
 mod activation;
+mod fast_math;
 mod kernel;
 mod layer;
 pub mod oracle;
@@ -28,5 +29,5 @@ pub use parallel::{default_threads, THREADS_ENV};
 pub use real::Real;
 pub use runner::{
     run, run_with, MaskedOutput, RunOptions, RunOutput, Sequence, State, StepTrace,
-    MIN_STEP_WORK_FOR_THREADS,
+    FAST_ACTIVATIONS_ENV, MIN_STEP_WORK_FOR_THREADS,
 };

@@ -108,14 +108,28 @@ pub struct RunOptions {
     /// (at most one per unit), whatever the size; `Some(1)` is the
     /// single-threaded mode.
     pub threads: Option<usize>,
+    /// `float32` sigmoid and tanh from vectorised polynomials (a few ULP
+    /// from exact, see `fast_math`) instead of libm, for the common cell
+    /// (sigmoid gates, tanh cell and output, no peepholes, no cell clip);
+    /// other cells and `float64` always use libm. Off by default: the exact
+    /// functions are the reference behaviour.
+    pub fast_activations: bool,
 }
 
+/// Environment variable that turns [`RunOptions::fast_activations`] on in
+/// [`RunOptions::default`] (and so in [`run`] and the whole parity suite)
+/// when set to `1`: how `LSTM_PARITY_FAST_ACTIVATIONS=1 lstm-parity run`
+/// checks the approximation against every recorded case.
+pub const FAST_ACTIVATIONS_ENV: &str = "LSTM_PARITY_FAST_ACTIVATIONS";
+
 impl Default for RunOptions {
-    /// Trace on, automatic threads: what [`run`] uses.
+    /// Trace on, automatic threads, exact activations (unless
+    /// [`FAST_ACTIVATIONS_ENV`] is `1`): what [`run`] uses.
     fn default() -> Self {
         RunOptions {
             trace: true,
             threads: None,
+            fast_activations: std::env::var(FAST_ACTIVATIONS_ENV).is_ok_and(|v| v.trim() == "1"),
         }
     }
 }
@@ -264,7 +278,7 @@ pub fn run_with<T: Real>(
             initial,
             mask.as_ref().map(|m| m.view()),
             seq.masked_output,
-            options.trace,
+            options,
             layer_threads(layer, batch, options),
         );
         final_state.push(state);
