@@ -12,10 +12,12 @@
 //! | [`dialect`] | each framework's terms (gate orders, quirks) to and from the canonical LSTM | files |
 //! | [`lstm`] | the canonical LSTM math and its slow `f64` oracle | frameworks, files |
 //! | [`tensor`] | the arrays passed between them | |
+//! | [`bench`] | timing the kernel at the benchmark shapes (`lstm-parity bench`) | |
 //!
 //! The case format is documented in `reference/README.md`; each framework's
 //! semantics in the dialect modules' docs.
 
+pub mod bench;
 pub mod conformance;
 pub mod dialect;
 pub mod lstm;

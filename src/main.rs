@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use lstm_parity::bench::{self, Repeats, Shape};
 use lstm_parity::conformance::{self, report, Dtype, Filter, ModelFilter, Tolerance};
 
 #[derive(Parser)]
@@ -42,6 +43,30 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Time the Rust LSTM kernel (one layer, I = H, no trace): median ms and GFLOP/s per shape.
+    Bench {
+        /// Print one JSON object per line (the format of scripts/bench_peers.py).
+        #[arg(long)]
+        json: bool,
+        /// Shapes as B64-T50-H512 (default: the four standard shapes).
+        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        shapes: Vec<Shape>,
+        /// Threads (default: LSTM_PARITY_THREADS, else every core; small shapes use one).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Float type(s) to time.
+        #[arg(long, value_enum, default_value_t = BenchDtype::Float32)]
+        dtype: BenchDtype,
+        /// Activations: exact (libm, the default everywhere), fast (vectorised float32 sigmoid/tanh), or both.
+        #[arg(long, value_enum, default_value_t = BenchActivations::Exact)]
+        activations: BenchActivations,
+        /// Minimum timed runs per shape (after two warm-up runs).
+        #[arg(long, default_value_t = 7)]
+        repeats: usize,
+        /// Minimum timed seconds per shape (more runs until reached, at most 200).
+        #[arg(long, default_value_t = 1.0)]
+        min_time: f64,
+    },
     /// List the selected cases with their API and shapes.
     List {
         /// Case id filters, as for `run`.
@@ -69,6 +94,20 @@ struct ModelArgs {
 enum Format {
     Table,
     Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchActivations {
+    Exact,
+    Fast,
+    Both,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchDtype {
+    Float32,
+    Float64,
+    All,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,7 +151,78 @@ fn main() -> ExitCode {
             reference,
             model,
         } => list(reference_root(reference), &filter, &model),
+        Command::Bench {
+            json,
+            shapes,
+            threads,
+            dtype,
+            activations,
+            repeats,
+            min_time,
+        } => {
+            let repeats = Repeats {
+                min_runs: repeats.max(1),
+                min_time: std::time::Duration::from_secs_f64(min_time.clamp(0.0, 3600.0)),
+                ..Repeats::default()
+            };
+            bench_command(json, shapes, threads, dtype, activations, repeats)
+        }
     }
+}
+
+fn bench_command(
+    json: bool,
+    shapes: Vec<Shape>,
+    threads: Option<usize>,
+    dtype: BenchDtype,
+    activations: BenchActivations,
+    repeats: Repeats,
+) -> ExitCode {
+    if threads == Some(0) {
+        eprintln!("error: --threads must be at least 1");
+        return ExitCode::from(2);
+    }
+    let shapes = if shapes.is_empty() {
+        bench::SHAPES.to_vec()
+    } else {
+        shapes
+    };
+    if !json {
+        println!(
+            "{:<17} {:<14} {:<8} {:>10} {:>9} {:>7}",
+            "impl", "shape", "dtype", "ms", "GFLOP/s", "threads"
+        );
+    }
+    for shape in shapes {
+        let mut results = Vec::new();
+        let fast_modes: &[bool] = match activations {
+            BenchActivations::Exact => &[false],
+            BenchActivations::Fast => &[true],
+            BenchActivations::Both => &[false, true],
+        };
+        for &fast in fast_modes {
+            if dtype != BenchDtype::Float64 {
+                results.push(bench::measure::<f32>(shape, threads, fast, repeats));
+            }
+            if dtype != BenchDtype::Float32 {
+                results.push(bench::measure::<f64>(shape, threads, fast, repeats));
+            }
+        }
+        for m in results {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&m).expect("measurement serializes")
+                );
+            } else {
+                println!(
+                    "{:<17} {:<14} {:<8} {:>10.3} {:>9.1} {:>7}",
+                    m.implementation, m.shape, m.dtype, m.ms, m.gflops, m.threads
+                );
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Select, load and narrow the cases.

@@ -53,11 +53,17 @@ impl Runner<f64> for WrongRunner {
             for l in layers.iter_mut() {
                 let u = l.units();
                 for m in [&mut l.w_x, &mut l.w_h] {
-                    let (ca, cb) = (m.slice(s![.., a.columns(u)]).to_owned(), m.slice(s![.., b.columns(u)]).to_owned());
+                    let (ca, cb) = (
+                        m.slice(s![.., a.columns(u)]).to_owned(),
+                        m.slice(s![.., b.columns(u)]).to_owned(),
+                    );
                     m.slice_mut(s![.., a.columns(u)]).assign(&cb);
                     m.slice_mut(s![.., b.columns(u)]).assign(&ca);
                 }
-                let (ba, bb) = (l.bias.slice(s![a.columns(u)]).to_owned(), l.bias.slice(s![b.columns(u)]).to_owned());
+                let (ba, bb) = (
+                    l.bias.slice(s![a.columns(u)]).to_owned(),
+                    l.bias.slice(s![b.columns(u)]).to_owned(),
+                );
                 l.bias.slice_mut(s![a.columns(u)]).assign(&bb);
                 l.bias.slice_mut(s![b.columns(u)]).assign(&ba);
             }
@@ -68,9 +74,13 @@ impl Runner<f64> for WrongRunner {
             Wrong::ForgetBiasDropped => step.layers.iter_mut().for_each(|l| l.forget_bias = 0.0),
             Wrong::ForgetBiasTwice => step.layers.iter_mut().for_each(|l| {
                 let fb = l.forget_bias;
-                l.bias.slice_mut(s![Gate::F.columns(l.units())]).mapv_inplace(|v| v + fb);
+                l.bias
+                    .slice_mut(s![Gate::F.columns(l.units())])
+                    .mapv_inplace(|v| v + fb);
             }),
-            Wrong::UnitForgetBiasAddedAtRunTime => step.layers.iter_mut().for_each(|l| l.forget_bias += 1.0),
+            Wrong::UnitForgetBiasAddedAtRunTime => {
+                step.layers.iter_mut().for_each(|l| l.forget_bias += 1.0)
+            }
             Wrong::NoCellClip => step.layers.iter_mut().for_each(|l| l.cell_clip = None),
             Wrong::MaskedOutputSwapped => {
                 step.masked_output = match step.masked_output {
@@ -88,7 +98,11 @@ impl Runner<f64> for WrongRunner {
             Wrong::ReverseWholeRows if step.name.ends_with("bw") => {
                 // Undo the per-row reversal the dialect did, then reverse whole rows.
                 let lengths: Vec<usize> = match &step.mask {
-                    Some(m) => m.rows().into_iter().map(|r| r.iter().filter(|&&v| v).count()).collect(),
+                    Some(m) => m
+                        .rows()
+                        .into_iter()
+                        .map(|r| r.iter().filter(|&&v| v).count())
+                        .collect(),
                     None => vec![step.inputs.dim().1; step.inputs.dim().0],
                 };
                 let original = reverse_sequence(step.inputs.view(), Some(&lengths));
@@ -99,7 +113,9 @@ impl Runner<f64> for WrongRunner {
                 flipped.invert_axis(Axis(1));
                 step.mask = Some(flipped.as_standard_layout().into_owned());
             }
-            Wrong::OutputPeepholeOnOldCell | Wrong::ClipAfterOutputPeephole | Wrong::ProjClipBeforeProjection => {
+            Wrong::OutputPeepholeOnOldCell
+            | Wrong::ClipAfterOutputPeephole
+            | Wrong::ProjClipBeforeProjection => {
                 return Ok(wrong_steps(&step, self.0));
             }
             _ => {}
@@ -126,24 +142,38 @@ fn wrong_steps(step: &Step<f64>, wrong: Wrong) -> RunOutput<f64> {
     for (k, layer) in step.layers.iter().enumerate() {
         let units = layer.units();
         let out_size = layer.output_size();
-        let init = step.initial_state.as_ref().map_or_else(|| State::zeros(layer, batch), |s| s[k].clone());
+        let init = step
+            .initial_state
+            .as_ref()
+            .map_or_else(|| State::zeros(layer, batch), |s| s[k].clone());
         let (mut c, mut h) = (init.c, init.h);
         let mut outputs = Array3::zeros((batch, time, out_size));
-        let mut tr = StepTrace { c: Array3::zeros((batch, time, units)), h: Array3::zeros((batch, time, out_size)) };
+        let mut tr = StepTrace {
+            c: Array3::zeros((batch, time, units)),
+            h: Array3::zeros((batch, time, out_size)),
+        };
         for t in 0..time {
             let z = x.index_axis(Axis(1), t).dot(&layer.w_x) + h.dot(&layer.w_h) + &layer.bias;
             let col = |g: Gate, j: usize| g.columns(units).start + j;
-            let peep = |which: usize, j: usize, v: f64| layer.peepholes.as_ref().map_or(0.0, |p| [&p.input, &p.forget, &p.output][which][j] * v);
+            let peep = |which: usize, j: usize, v: f64| {
+                layer
+                    .peepholes
+                    .as_ref()
+                    .map_or(0.0, |p| [&p.input, &p.forget, &p.output][which][j] * v)
+            };
             let mut m = Array2::zeros((batch, units));
             let mut c_new = Array2::zeros((batch, units));
             for b in 0..batch {
                 for j in 0..units {
                     let act = layer.gate_activation;
                     let i = act.apply(z[[b, col(Gate::I, j)]] + peep(0, j, c[[b, j]]));
-                    let f = act.apply(z[[b, col(Gate::F, j)]] + layer.forget_bias + peep(1, j, c[[b, j]]));
+                    let f = act
+                        .apply(z[[b, col(Gate::F, j)]] + layer.forget_bias + peep(1, j, c[[b, j]]));
                     let g = layer.cell_activation.apply(z[[b, col(Gate::G, j)]]);
                     let unclipped = f * c[[b, j]] + i * g;
-                    let clipped = layer.cell_clip.map_or(unclipped, |cl| unclipped.max(-cl).min(cl));
+                    let clipped = layer
+                        .cell_clip
+                        .map_or(unclipped, |cl| unclipped.max(-cl).min(cl));
                     let peep_c = match wrong {
                         Wrong::OutputPeepholeOnOldCell => c[[b, j]],
                         Wrong::ClipAfterOutputPeephole => unclipped,
@@ -158,7 +188,10 @@ fn wrong_steps(step: &Step<f64>, wrong: Wrong) -> RunOutput<f64> {
             h = match &layer.projection {
                 None => m,
                 Some(p) => {
-                    let clip = |a: Array2<f64>| p.clip.map_or(a.clone(), |cl| a.mapv(|v| v.max(-cl).min(cl)));
+                    let clip = |a: Array2<f64>| {
+                        p.clip
+                            .map_or(a.clone(), |cl| a.mapv(|v| v.max(-cl).min(cl)))
+                    };
                     if wrong == Wrong::ProjClipBeforeProjection {
                         clip(m).dot(&p.kernel)
                     } else {
@@ -174,15 +207,31 @@ fn wrong_steps(step: &Step<f64>, wrong: Wrong) -> RunOutput<f64> {
         trace.push(tr);
         x = outputs;
     }
-    RunOutput { outputs: x, final_state, trace }
+    RunOutput {
+        outputs: x,
+        final_state,
+        trace,
+    }
 }
 
 /// Which mistakes each canary must catch, by a word of its id.
 const CANARIES: &[(&str, &[Wrong])] = &[
-    ("gate-order", &[Wrong::SwapForgetAndCell, Wrong::SwapOutputAndForget]),
-    ("forget-bias", &[Wrong::ForgetBiasDropped, Wrong::ForgetBiasTwice]),
+    (
+        "gate-order",
+        &[Wrong::SwapForgetAndCell, Wrong::SwapOutputAndForget],
+    ),
+    (
+        "forget-bias",
+        &[Wrong::ForgetBiasDropped, Wrong::ForgetBiasTwice],
+    ),
     ("unit-forget-bias", &[Wrong::UnitForgetBiasAddedAtRunTime]),
-    ("peephole", &[Wrong::OutputPeepholeOnOldCell, Wrong::ClipAfterOutputPeephole]),
+    (
+        "peephole",
+        &[
+            Wrong::OutputPeepholeOnOldCell,
+            Wrong::ClipAfterOutputPeephole,
+        ],
+    ),
     ("cell-clip", &[Wrong::NoCellClip]),
     ("default-clip", &[Wrong::NoCellClip]),
     ("proj", &[Wrong::ProjClipBeforeProjection]),
@@ -212,23 +261,39 @@ fn every_canary_catches_its_trap() {
             .filter(|(word, _)| name.contains(word))
             .flat_map(|(_, w)| w.iter().copied())
             .collect();
-        assert!(!wrongs.is_empty(), "{}: no wrong implementation is tied to this canary", case.id);
+        assert!(
+            !wrongs.is_empty(),
+            "{}: no wrong implementation is tied to this canary",
+            case.id
+        );
         let right = conformance::run_case(case, Dtype::F64, None);
-        assert!(right.passed(), "{}: the Rust LSTM fails its own canary", case.id);
+        assert!(
+            right.passed(),
+            "{}: the Rust LSTM fails its own canary",
+            case.id
+        );
         for wrong in wrongs {
             let outputs = case
                 .model
                 .run_with::<f64>(&case.variables, &case.inputs, &mut WrongRunner(wrong))
                 .unwrap_or_else(|e| panic!("{}: {wrong:?}: {e}", case.id));
             let run = check_outputs(case, &outputs, Dtype::F64, None);
-            assert!(!run.passed(), "{}: the wrong implementation {wrong:?} passes", case.id);
+            assert!(
+                !run.passed(),
+                "{}: the wrong implementation {wrong:?} passes",
+                case.id
+            );
             checked.push(format!("{} {wrong:?}", case.id));
         }
     }
     // The traps the issues name all have a canary.
     for (word, _) in CANARIES {
         assert!(
-            cases.iter().any(|c| c.id.contains(word)) || matches!(*word, "sequence-length" | "seqlen" | "mask" | "default-clip" | "proj"),
+            cases.iter().any(|c| c.id.contains(word))
+                || matches!(
+                    *word,
+                    "sequence-length" | "seqlen" | "mask" | "default-clip" | "proj"
+                ),
             "no canary case for {word}"
         );
     }

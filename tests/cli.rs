@@ -293,3 +293,62 @@ fn list_filters_by_api_and_option() {
     let o = lstm_parity(&["list", "--api", "[bad"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// The whole parity suite passes at the default tolerance with the fast
+/// float32 activations and on one thread: both are only ways of running.
+#[test]
+fn suite_passes_with_fast_activations_and_one_thread() {
+    for (var, value) in [
+        ("LSTM_PARITY_FAST_ACTIVATIONS", "1"),
+        ("LSTM_PARITY_THREADS", "1"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_lstm-parity"))
+            .args(["run"])
+            .env(var, value)
+            .output()
+            .expect("the binary runs");
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{var}={value}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        assert!(stdout(&o).contains(" 0 failed, 0 errors"), "{}", stdout(&o));
+    }
+}
+
+/// `bench --json` prints one JSON object per line in the peers' format.
+#[test]
+fn bench_prints_json_lines() {
+    let o = lstm_parity(&[
+        "bench",
+        "--json",
+        "--shapes",
+        "B2-T3-H8,B1-T2-H16",
+        "--repeats",
+        "1",
+        "--min-time",
+        "0",
+        "--threads",
+        "1",
+        "--activations",
+        "both",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["impl"], "lstm-parity");
+    assert_eq!(lines[1]["impl"], "lstm-parity-fast");
+    assert_eq!(lines[0]["shape"], "B2-T3-H8");
+    assert_eq!(lines[2]["shape"], "B1-T2-H16");
+    for l in &lines {
+        assert_eq!(l["dtype"], "float32");
+        assert!(l["ms"].as_f64().unwrap() > 0.0 && l["gflops"].as_f64().unwrap() > 0.0);
+    }
+    let bad = lstm_parity(&["bench", "--shapes", "B2-T3"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -8,7 +8,8 @@
 use lstm_parity::conformance::tolerance::F64_EPS;
 use lstm_parity::dialect::{self, keras, tf1};
 use lstm_parity::lstm::{
-    self, oracle, Activation, Layer, MaskedOutput, Peepholes, Projection, Sequence, State,
+    self, oracle, Activation, Layer, MaskedOutput, Peepholes, Projection, RunOptions, Sequence,
+    State,
 };
 use ndarray::{s, Array1, Array2, Array3, ArrayD, Axis};
 use proptest::prelude::*;
@@ -250,6 +251,26 @@ proptest! {
             assert_all_close(&fast.final_state[l].h.clone().into_dyn(), &slow.final_state[l].h.clone().into_dyn(), "h")?;
             assert_all_close(&fast.trace[l].c.clone().into_dyn(), &slow.trace[l].c.clone().into_dyn(), "trace c")?;
             assert_all_close(&fast.trace[l].h.clone().into_dyn(), &slow.trace[l].h.clone().into_dyn(), "trace h")?;
+        }
+    }
+
+    /// Any thread count (given explicitly, so that even these small layers
+    /// take the multi-threaded path) computes what the oracle computes, and
+    /// turning the trace off changes nothing else.
+    #[test]
+    fn every_thread_count_equals_oracle(p in problem(), threads in 1usize..=4) {
+        let traced = lstm::run_with(&p.layers, &p.sequence(), &RunOptions { trace: true, threads: Some(threads), fast_activations: false }).unwrap();
+        let untraced = lstm::run_with(&p.layers, &p.sequence(), &RunOptions { trace: false, threads: Some(threads), fast_activations: false }).unwrap();
+        let slow = oracle::run(&p.layers, &p.sequence()).unwrap();
+        prop_assert!(untraced.trace.is_empty());
+        prop_assert_eq!(&untraced.outputs, &traced.outputs);
+        prop_assert_eq!(&untraced.final_state, &traced.final_state);
+        assert_all_close(&traced.outputs.into_dyn(), &slow.outputs.into_dyn(), "outputs")?;
+        for l in 0..p.layers.len() {
+            assert_all_close(&traced.final_state[l].c.clone().into_dyn(), &slow.final_state[l].c.clone().into_dyn(), "c")?;
+            assert_all_close(&traced.final_state[l].h.clone().into_dyn(), &slow.final_state[l].h.clone().into_dyn(), "h")?;
+            assert_all_close(&traced.trace[l].c.clone().into_dyn(), &slow.trace[l].c.clone().into_dyn(), "trace c")?;
+            assert_all_close(&traced.trace[l].h.clone().into_dyn(), &slow.trace[l].h.clone().into_dyn(), "trace h")?;
         }
     }
 
@@ -538,27 +559,134 @@ proptest! {
 fn bidirectional_is_forward_concat_reversed_backward() {
     use lstm_parity::conformance::{self, Filter};
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference");
-    let cases = conformance::select(&root, &Filter::new::<&str>(&[]).unwrap()).unwrap().cases;
+    let cases = conformance::select(&root, &Filter::new::<&str>(&[]).unwrap())
+        .unwrap()
+        .cases;
     let mut checked = 0;
     for case in &cases {
-        let lstm_parity::dialect::Model::Keras(m) = &case.model else { continue };
-        if m.layer != keras::LayerKind::Bidirectional || !m.return_sequences || m.merge_mode.is_some() || m.time_major {
+        let lstm_parity::dialect::Model::Keras(m) = &case.model else {
+            continue;
+        };
+        if m.layer != keras::LayerKind::Bidirectional
+            || !m.return_sequences
+            || m.merge_mode.is_some()
+            || m.time_major
+        {
             continue;
         }
-        let x = case.inputs["inputs"].to_float::<f64>().unwrap().into_dimensionality::<ndarray::Ix3>().unwrap();
-        if m.forward.as_ref().is_none_or(|f| f.go_backwards) || case.inputs.keys().any(|k| k != "inputs") {
+        let x = case.inputs["inputs"]
+            .to_float::<f64>()
+            .unwrap()
+            .into_dimensionality::<ndarray::Ix3>()
+            .unwrap();
+        if m.forward.as_ref().is_none_or(|f| f.go_backwards)
+            || case.inputs.keys().any(|k| k != "inputs")
+        {
             continue; // masks and initial states: covered by the parity suite
         }
-        let fw_layers = m.canonical_layers::<f64>(&case.variables, x.dim().2, 0).unwrap();
-        let bw_layers = m.canonical_layers::<f64>(&case.variables, x.dim().2, 1).unwrap();
+        let fw_layers = m
+            .canonical_layers::<f64>(&case.variables, x.dim().2, 0)
+            .unwrap();
+        let bw_layers = m
+            .canonical_layers::<f64>(&case.variables, x.dim().2, 1)
+            .unwrap();
         let fw = lstm::run(&fw_layers, &Sequence::new(x.view())).unwrap();
-        let bw = lstm::run(&bw_layers, &Sequence { reverse: true, ..Sequence::new(x.view()) }).unwrap();
+        let bw = lstm::run(
+            &bw_layers,
+            &Sequence {
+                reverse: true,
+                ..Sequence::new(x.view())
+            },
+        )
+        .unwrap();
         let mut bw_out = bw.outputs.clone();
         bw_out.invert_axis(Axis(1));
         let composed = ndarray::concatenate(Axis(2), &[fw.outputs.view(), bw_out.view()]).unwrap();
-        let dialect = case.model.run::<f64>(&case.variables, &case.inputs).unwrap();
+        let dialect = case
+            .model
+            .run::<f64>(&case.variables, &case.inputs)
+            .unwrap();
         assert_eq!(dialect["output"], composed.into_dyn(), "{}", case.id);
         checked += 1;
     }
     assert!(checked > 0, "no recorded Keras Bidirectional case to check");
+}
+
+/// A layer large enough for the kernel's real splits (units not a multiple
+/// of the SIMD width, inputs past one GEMM depth block), with peepholes,
+/// clipping, projection and a mask, equals the oracle on 1, 2 and 3
+/// threads, and repeated runs are bit-for-bit identical.
+#[test]
+fn larger_layers_equal_oracle_on_every_thread_count() {
+    let (batch, time, input, units, proj) = (5, 7, 600, 70, 33);
+    let value = |k: usize, scale: f64| ((k * 7919 % 1009) as f64 / 1009.0 - 0.5) * scale;
+    let mut first = Layer::new(
+        Array2::from_shape_fn((input, 4 * units), |(r, c)| value(r * 4 * units + c, 0.1)),
+        Array2::from_shape_fn((proj, 4 * units), |(r, c)| value(r * 31 + c * 17, 0.4)),
+        Array1::from_shape_fn(4 * units, |c| value(c * 13, 1.0)),
+    );
+    first.forget_bias = 1.0;
+    first.cell_clip = Some(1.5);
+    first.peepholes = Some(Peepholes {
+        input: Array1::from_shape_fn(units, |u| value(u * 3, 0.5)),
+        forget: Array1::from_shape_fn(units, |u| value(u * 5, 0.5)),
+        output: Array1::from_shape_fn(units, |u| value(u * 11, 0.5)),
+    });
+    first.projection = Some(Projection {
+        kernel: Array2::from_shape_fn((units, proj), |(r, c)| value(r * 19 + c * 23, 0.3)),
+        clip: Some(0.8),
+    });
+    let second = Layer::new(
+        Array2::from_shape_fn((proj, 4 * 40), |(r, c)| value(r * 29 + c, 0.4)),
+        Array2::from_shape_fn((40, 4 * 40), |(r, c)| value(r * 37 + c * 3, 0.4)),
+        Array1::from_shape_fn(4 * 40, |c| value(c * 7, 1.0)),
+    );
+    let layers = [first, second];
+    let inputs = Array3::from_shape_fn((batch, time, input), |(b, t, i)| {
+        value(b * 1000 + t * 100 + i, 1.0)
+    });
+    let mask = Array2::from_shape_fn((batch, time), |(b, t)| (b + t) % 4 != 1);
+    let seq = Sequence {
+        inputs: inputs.view(),
+        initial_state: None,
+        mask: Some(mask.view()),
+        masked_output: MaskedOutput::RepeatPrevious,
+        reverse: true,
+    };
+    let slow = oracle::run(&layers, &seq).unwrap();
+    for threads in 1..=3 {
+        let options = RunOptions {
+            trace: true,
+            threads: Some(threads),
+            fast_activations: false,
+        };
+        let fast = lstm::run_with(&layers, &seq, &options).unwrap();
+        let again = lstm::run_with(&layers, &seq, &options).unwrap();
+        assert_eq!(fast, again, "{threads} threads: repeated runs differ");
+        let check = |a: ArrayD<f64>, b: ArrayD<f64>, what: &str| {
+            for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+                assert!(
+                    close(*x, *y),
+                    "{threads} threads, {what} at {i}: {x} vs {y}"
+                );
+            }
+        };
+        check(
+            fast.outputs.into_dyn(),
+            slow.outputs.clone().into_dyn(),
+            "outputs",
+        );
+        for l in 0..layers.len() {
+            check(
+                fast.final_state[l].c.clone().into_dyn(),
+                slow.final_state[l].c.clone().into_dyn(),
+                "c",
+            );
+            check(
+                fast.trace[l].h.clone().into_dyn(),
+                slow.trace[l].h.clone().into_dyn(),
+                "trace h",
+            );
+        }
+    }
 }

@@ -8,19 +8,28 @@
 //! * [`Layer`] holds the weights in the canonical form: input weights
 //!   `[input, 4*units]`, recurrent weights `[h_depth, 4*units]`, bias
 //!   `[4*units]`, gate blocks in the fixed order **i, f, g, o**.
-//! * [`run`] runs a stack of layers over a batch of sequences ([`Sequence`]).
+//! * [`run`] runs a stack of layers over a batch of sequences ([`Sequence`]);
+//!   [`run_with`] takes [`RunOptions`] (threads, whether to record per-step
+//!   states).
 //! * [`oracle`] is a slow scalar `f64` implementation written to be read; the
 //!   property tests hold [`run`] to it.
 
 mod activation;
+mod fast_math;
 mod gates;
+mod kernel;
 mod layer;
 pub mod oracle;
+mod parallel;
 mod real;
 mod runner;
 
 pub use activation::Activation;
 pub use gates::{step_gates, Gates};
 pub use layer::{Gate, Layer, Peepholes, Projection, ShapeError};
+pub use parallel::{default_threads, THREADS_ENV};
 pub use real::Real;
-pub use runner::{run, MaskedOutput, RunOutput, Sequence, State, StepTrace};
+pub use runner::{
+    run, run_with, MaskedOutput, RunOptions, RunOutput, Sequence, State, StepTrace,
+    FAST_ACTIVATIONS_ENV, MIN_STEP_WORK_FOR_THREADS,
+};

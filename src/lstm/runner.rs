@@ -1,14 +1,15 @@
 //! The sequence runner: a stack of layers over a batch of sequences.
 //!
-//! The main path: the input projection of all time steps is one matrix
-//! product, the recurrent product is one matrix product per step into a
-//! buffer allocated once, and the gate activations are one fused pass over
-//! that buffer.
+//! This module validates, puts inputs and mask in processing order, and
+//! chains the layers; the per-layer work (one GEMM for the input projection
+//! of all steps, one per step for the recurrence, a fused activation pass,
+//! threads over the units) is in `kernel`.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3};
 
-use super::{Gate, Layer, Real, ShapeError};
+use super::kernel::run_layer;
+use super::parallel::default_threads;
+use super::{Layer, Real, ShapeError};
 
 /// The state of one layer: cell state `c` `[batch, units]` and hidden state
 /// `h` `[batch, output_size]`.
@@ -89,8 +90,70 @@ pub struct RunOutput<T> {
     pub outputs: Array3<T>,
     /// The state of every layer after the last step.
     pub final_state: Vec<State<T>>,
-    /// Per-step states of every layer.
+    /// Per-step states of every layer; empty when [`RunOptions::trace`] is off.
     pub trace: Vec<StepTrace<T>>,
+}
+
+/// How [`run_with`] runs (not what it computes: every option gives the
+/// same outputs and final states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Record the per-step states of every layer ([`RunOutput::trace`]).
+    /// The parity suite needs them; a benchmark or an inference caller does
+    /// not, and skips two `[batch, time, units]` arrays per layer.
+    pub trace: bool,
+    /// Number of threads. `None`: [`default_threads`](super::default_threads)
+    /// (the `LSTM_PARITY_THREADS` variable, else every core), lowered to 1
+    /// when a step is too small for threads to pay. `Some(n)`: exactly `n`
+    /// (at most one per unit), whatever the size; `Some(1)` is the
+    /// single-threaded mode.
+    pub threads: Option<usize>,
+    /// `float32` sigmoid and tanh from vectorised polynomials (a few ULP
+    /// from exact, see `fast_math`) instead of libm, for the common cell
+    /// (sigmoid gates, tanh cell and output, no peepholes, no cell clip);
+    /// other cells and `float64` always use libm. Off by default: the exact
+    /// functions are the reference behaviour.
+    pub fast_activations: bool,
+}
+
+/// Environment variable that turns [`RunOptions::fast_activations`] on in
+/// [`RunOptions::default`] (and so in [`run`] and the whole parity suite)
+/// when set to `1`: how `LSTM_PARITY_FAST_ACTIVATIONS=1 lstm-parity run`
+/// checks the approximation against every recorded case.
+pub const FAST_ACTIVATIONS_ENV: &str = "LSTM_PARITY_FAST_ACTIVATIONS";
+
+impl Default for RunOptions {
+    /// Trace on, automatic threads, exact activations (unless
+    /// [`FAST_ACTIVATIONS_ENV`] is `1`): what [`run`] uses.
+    fn default() -> Self {
+        RunOptions {
+            trace: true,
+            threads: None,
+            fast_activations: std::env::var(FAST_ACTIVATIONS_ENV).is_ok_and(|v| v.trim() == "1"),
+        }
+    }
+}
+
+/// Multiply-adds of one recurrent step (`batch * h_depth * 4 * units`)
+/// below which [`RunOptions::threads`] `None` runs a layer on one thread.
+/// Measured on 2 cores: at B=1, H=128 (65k) a step takes about 2 us, less
+/// than two threads spend meeting at the barrier; at B=16, H=256 (4.2M)
+/// two threads are clearly faster.
+pub const MIN_STEP_WORK_FOR_THREADS: usize = 1 << 18;
+
+/// The thread count for one layer under `options`.
+fn layer_threads<T: Real>(layer: &Layer<T>, batch: usize, options: &RunOptions) -> usize {
+    match options.threads {
+        Some(n) => n.max(1),
+        None => {
+            let step_work = batch * layer.output_size() * 4 * layer.units();
+            if step_work < MIN_STEP_WORK_FOR_THREADS {
+                1
+            } else {
+                default_threads()
+            }
+        }
+    }
 }
 
 /// Check that a run's inputs fit its layers.
@@ -167,16 +230,33 @@ pub(crate) fn validate<T: Real>(layers: &[Layer<T>], seq: &Sequence<T>) -> Resul
 /// at a masked step each layer carries its state and emits per
 /// [`Sequence::masked_output`].
 ///
+/// Per-step states are recorded and threads are chosen automatically
+/// ([`RunOptions::default`]).
+///
 /// # Errors
 /// A [`ShapeError`] when the layers, inputs, states or mask do not fit.
 pub fn run<T: Real>(layers: &[Layer<T>], seq: &Sequence<T>) -> Result<RunOutput<T>, ShapeError> {
+    run_with(layers, seq, &RunOptions::default())
+}
+
+/// [`run`] with explicit [`RunOptions`].
+///
+/// # Errors
+/// A [`ShapeError`] when the layers, inputs, states or mask do not fit.
+pub fn run_with<T: Real>(
+    layers: &[Layer<T>],
+    seq: &Sequence<T>,
+    options: &RunOptions,
+) -> Result<RunOutput<T>, ShapeError> {
     validate(layers, seq)?;
     let (batch, time, _) = seq.inputs.dim();
-    // Inputs and mask in processing order.
-    let mut x: Array3<T> = if seq.reverse {
-        seq.inputs.slice(s![.., ..;-1, ..]).to_owned()
+    // Inputs in processing order; a forward run reads the caller's array.
+    let reversed;
+    let mut x: ndarray::CowArray<T, ndarray::Ix3> = if seq.reverse {
+        reversed = seq.inputs.slice(s![.., ..;-1, ..]).to_owned();
+        reversed.view().into()
     } else {
-        seq.inputs.to_owned()
+        seq.inputs.view().into()
     };
     let mask: Option<Array2<bool>> = seq.mask.as_ref().map(|m| {
         if seq.reverse {
@@ -198,132 +278,17 @@ pub fn run<T: Real>(layers: &[Layer<T>], seq: &Sequence<T>) -> Result<RunOutput<
             initial,
             mask.as_ref().map(|m| m.view()),
             seq.masked_output,
+            options,
+            layer_threads(layer, batch, options),
         );
         final_state.push(state);
-        trace.push(steps);
-        x = outputs;
+        trace.extend(steps);
+        x = outputs.into();
     }
     debug_assert_eq!(x.dim().1, time);
     Ok(RunOutput {
-        outputs: x,
+        outputs: x.into_owned(),
         final_state,
         trace,
     })
-}
-
-/// One layer over inputs already in processing order.
-fn run_layer<T: Real>(
-    layer: &Layer<T>,
-    x: ArrayView3<T>,
-    initial: State<T>,
-    mask: Option<ArrayView2<bool>>,
-    masked_output: MaskedOutput,
-) -> (Array3<T>, State<T>, StepTrace<T>) {
-    let (batch, time, input) = x.dim();
-    let units = layer.units();
-    let out_size = layer.output_size();
-    let gates_width = 4 * units;
-
-    // Input projection for all steps at once: [batch * time, 4u], bias added.
-    let x_flat = x
-        .as_standard_layout()
-        .into_owned()
-        .into_shape_with_order((batch * time, input))
-        .expect("standard layout reshapes");
-    let mut xw = Array2::<T>::zeros((batch * time, gates_width));
-    general_mat_mul(T::one(), &x_flat, &layer.w_x, T::zero(), &mut xw);
-    xw.zip_mut_with(&layer.bias, |a, &b| *a = *a + b);
-    let xw = xw
-        .into_shape_with_order((batch, time, gates_width))
-        .expect("contiguous reshape");
-
-    let State { mut c, mut h } = initial;
-    let mut gates = Array2::<T>::zeros((batch, gates_width));
-    let mut m = Array2::<T>::zeros((batch, units)); // pre-projection output
-    let mut projected = Array2::<T>::zeros((batch, out_size));
-    let mut outputs = Array3::<T>::zeros((batch, time, out_size));
-    let mut previous_output = Array2::<T>::zeros((batch, out_size));
-    let mut trace = StepTrace {
-        c: Array3::zeros((batch, time, units)),
-        h: Array3::zeros((batch, time, out_size)),
-    };
-    let [ci, cf, cg, co] = Gate::ALL.map(|g| g.columns(units).start);
-
-    for t in 0..time {
-        general_mat_mul(T::one(), &h, &layer.w_h, T::zero(), &mut gates);
-        gates.zip_mut_with(&xw.index_axis(Axis(1), t), |a, &b| *a = *a + b);
-        for b in 0..batch {
-            let active = mask.as_ref().is_none_or(|m| m[[b, t]]);
-            if !active {
-                continue;
-            }
-            let z = gates.row(b);
-            let mut c_row = c.row_mut(b);
-            let mut m_row = m.row_mut(b);
-            for j in 0..units {
-                let c_prev = c_row[j];
-                let (pi, pf) = match &layer.peepholes {
-                    Some(p) => (p.input[j] * c_prev, p.forget[j] * c_prev),
-                    None => (T::zero(), T::zero()),
-                };
-                let i = layer.gate_activation.apply(z[ci + j] + pi);
-                let f = layer
-                    .gate_activation
-                    .apply(z[cf + j] + layer.forget_bias + pf);
-                let g = layer.cell_activation.apply(z[cg + j]);
-                let mut c_new = f * c_prev + i * g;
-                if let Some(clip) = layer.cell_clip {
-                    c_new = c_new.max(-clip).min(clip);
-                }
-                let po = match &layer.peepholes {
-                    Some(p) => p.output[j] * c_new,
-                    None => T::zero(),
-                };
-                let o = layer.gate_activation.apply(z[co + j] + po);
-                c_row[j] = c_new;
-                m_row[j] = o * layer.output_activation.apply(c_new);
-            }
-        }
-        match &layer.projection {
-            None => copy_active_rows(&m, &mut h, mask.as_ref(), t),
-            Some(p) => {
-                general_mat_mul(T::one(), &m, &p.kernel, T::zero(), &mut projected);
-                if let Some(clip) = p.clip {
-                    projected.mapv_inplace(|v| v.max(-clip).min(clip));
-                }
-                copy_active_rows(&projected, &mut h, mask.as_ref(), t);
-            }
-        }
-        for b in 0..batch {
-            let active = mask.as_ref().is_none_or(|m| m[[b, t]]);
-            let mut out = outputs.slice_mut(s![b, t, ..]);
-            if active {
-                out.assign(&h.row(b));
-                previous_output.row_mut(b).assign(&h.row(b));
-            } else if masked_output == MaskedOutput::RepeatPrevious {
-                out.assign(&previous_output.row(b));
-            }
-        }
-        trace.c.index_axis_mut(Axis(1), t).assign(&c);
-        trace.h.index_axis_mut(Axis(1), t).assign(&h);
-    }
-    (outputs, State { c, h }, trace)
-}
-
-fn copy_active_rows<T: Real>(
-    from: &Array2<T>,
-    to: &mut Array2<T>,
-    mask: Option<&ArrayView2<bool>>,
-    t: usize,
-) {
-    match mask {
-        None => to.assign(from),
-        Some(mask) => {
-            for b in 0..from.nrows() {
-                if mask[[b, t]] {
-                    to.row_mut(b).assign(&from.row(b));
-                }
-            }
-        }
-    }
 }

@@ -1,0 +1,290 @@
+//! Benchmark of the Rust LSTM kernel at fixed shapes, in the same units and
+//! JSON line format as `scripts/bench_peers.py`, so that `scripts/bench_all`
+//! can put both in one table.
+//!
+//! One measurement: a one-layer LSTM with `input = hidden`, random weights
+//! and inputs (fixed seed), run through [`lstm::run_with`] without the
+//! per-step trace (the peers do not record one either). A warm-up run, then
+//! repeats until both a minimum count and a minimum time are reached; the
+//! reported time is the **median** (robust to the other work on a shared
+//! machine). FLOPs are counted as `2 * T * B * 4H * (I + H)`: the two matrix
+//! products per step, not the activations.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use ndarray::{Array1, Array2, Array3};
+use serde::Serialize;
+
+use crate::lstm::{self, Layer, Real, RunOptions, Sequence};
+
+/// One benchmark shape: batch, time steps, and `input = hidden` size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Batch size B.
+    pub batch: usize,
+    /// Time steps T.
+    pub time: usize,
+    /// Input and hidden size I = H.
+    pub hidden: usize,
+}
+
+/// The standard shapes: DeepBench-like, large, medium, streaming.
+pub const SHAPES: [Shape; 4] = [
+    Shape::new(64, 50, 512),
+    Shape::new(128, 25, 1024),
+    Shape::new(16, 100, 256),
+    Shape::new(1, 200, 128),
+];
+
+impl Shape {
+    /// `(batch, time, hidden)`.
+    pub const fn new(batch: usize, time: usize, hidden: usize) -> Self {
+        Shape {
+            batch,
+            time,
+            hidden,
+        }
+    }
+
+    /// Floating-point operations of one layer: `2 * T * B * 4H * (I + H)`.
+    pub fn flops(&self) -> f64 {
+        let (b, t, h) = (self.batch as f64, self.time as f64, self.hidden as f64);
+        2.0 * t * b * 4.0 * h * (h + h)
+    }
+}
+
+impl fmt::Display for Shape {
+    /// `B64-T50-H512`, the name used in every benchmark's JSON.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "B{}-T{}-H{}", self.batch, self.time, self.hidden)
+    }
+}
+
+impl FromStr for Shape {
+    type Err = String;
+
+    /// `B64-T50-H512` (case-insensitive; the letters may be left out: `64-50-512`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("bad shape {s:?}: expected B64-T50-H512");
+        let parts: Vec<&str> = s.split('-').collect();
+        if parts.len() != 3 {
+            return Err(bad());
+        }
+        let mut numbers = [0usize; 3];
+        for (k, (part, prefix)) in parts.iter().zip(['b', 't', 'h']).enumerate() {
+            let part = part.trim().to_ascii_lowercase();
+            let digits = part.strip_prefix(prefix).unwrap_or(&part);
+            numbers[k] = digits.parse().map_err(|_| bad())?;
+            if numbers[k] == 0 {
+                return Err(bad());
+            }
+        }
+        Ok(Shape::new(numbers[0], numbers[1], numbers[2]))
+    }
+}
+
+/// How long and how often to measure.
+#[derive(Clone, Copy, Debug)]
+pub struct Repeats {
+    /// Untimed runs first (page faults, caches, thread start-up).
+    pub warmup: usize,
+    /// At least this many timed runs...
+    pub min_runs: usize,
+    /// ...and at least this much timed time (capped by `max_runs`).
+    pub min_time: Duration,
+    /// At most this many timed runs.
+    pub max_runs: usize,
+}
+
+impl Default for Repeats {
+    fn default() -> Self {
+        Repeats {
+            warmup: 2,
+            min_runs: 7,
+            min_time: Duration::from_secs(1),
+            max_runs: 200,
+        }
+    }
+}
+
+/// One result, one JSON line:
+/// `{"impl": "lstm-parity", "shape": "B64-T50-H512", "dtype": "float32", "ms": ..., "gflops": ..., "threads": 2}`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Measurement {
+    /// The implementation: [`implementation_name`].
+    #[serde(rename = "impl")]
+    pub implementation: String,
+    /// [`Shape`] as `B64-T50-H512`.
+    pub shape: String,
+    /// `float32` or `float64`.
+    pub dtype: String,
+    /// Median wall time of one run, milliseconds.
+    pub ms: f64,
+    /// [`Shape::flops`] / median time, in GFLOP/s.
+    pub gflops: f64,
+    /// Threads the kernel used (the automatic choice when not given).
+    pub threads: usize,
+    /// Timed runs.
+    pub runs: usize,
+}
+
+/// Deterministic values in `[-scale, scale)` (a 64-bit LCG: no dependency,
+/// the same numbers on every machine).
+fn values(len: usize, seed: u64, scale: f64) -> Vec<f64> {
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// The benchmark layer and input for `shape`: weights uniform in
+/// `±1/sqrt(H)` (Keras' and PyTorch's scale), inputs in `±1`.
+pub fn problem<T: Real>(shape: Shape) -> (Layer<T>, Array3<T>) {
+    let h = shape.hidden;
+    let scale = 1.0 / (h as f64).sqrt();
+    let cast = |v: Vec<f64>| -> Vec<T> { v.into_iter().map(T::from_f64_lossy).collect() };
+    let layer = Layer::new(
+        Array2::from_shape_vec((h, 4 * h), cast(values(h * 4 * h, 1, scale))).expect("w_x"),
+        Array2::from_shape_vec((h, 4 * h), cast(values(h * 4 * h, 2, scale))).expect("w_h"),
+        Array1::from_vec(cast(values(4 * h, 3, scale))),
+    );
+    let x = Array3::from_shape_vec(
+        (shape.batch, shape.time, h),
+        cast(values(shape.batch * shape.time * h, 4, 1.0)),
+    )
+    .expect("inputs");
+    (layer, x)
+}
+
+/// The thread count the kernel picks for `shape` under `threads`.
+pub fn threads_used(shape: Shape, threads: Option<usize>) -> usize {
+    threads.unwrap_or_else(|| {
+        if shape.batch * shape.hidden * 4 * shape.hidden < lstm::MIN_STEP_WORK_FOR_THREADS {
+            1
+        } else {
+            lstm::default_threads()
+        }
+    })
+}
+
+/// The implementation name of a measurement: `lstm-parity` with the exact
+/// (libm) activations, `lstm-parity-fast` with
+/// [`RunOptions::fast_activations`].
+pub fn implementation_name(fast_activations: bool) -> &'static str {
+    if fast_activations {
+        "lstm-parity-fast"
+    } else {
+        "lstm-parity"
+    }
+}
+
+/// Measure the kernel at `shape` in `T` with `threads` (`None`: automatic)
+/// and exact or fast activations.
+pub fn measure<T: Real>(
+    shape: Shape,
+    threads: Option<usize>,
+    fast_activations: bool,
+    repeats: Repeats,
+) -> Measurement {
+    let (layer, x) = problem::<T>(shape);
+    let layers = [layer];
+    let seq = Sequence::new(x.view());
+    let options = RunOptions {
+        trace: false,
+        threads,
+        fast_activations,
+    };
+    let once = || {
+        let out = lstm::run_with(&layers, &seq, &options).expect("benchmark shapes fit");
+        std::hint::black_box(out);
+    };
+    for _ in 0..repeats.warmup {
+        once();
+    }
+    let mut times = Vec::new();
+    let started = Instant::now();
+    while times.len() < repeats.max_runs.max(1)
+        && (times.len() < repeats.min_runs || started.elapsed() < repeats.min_time)
+    {
+        let t = Instant::now();
+        once();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let seconds = median(&mut times);
+    Measurement {
+        implementation: implementation_name(fast_activations).into(),
+        shape: shape.to_string(),
+        dtype: T::NAME.into(),
+        ms: seconds * 1e3,
+        gflops: shape.flops() / seconds / 1e9,
+        threads: threads_used(shape, threads),
+        runs: times.len(),
+    }
+}
+
+/// The median (mean of the middle two for an even count).
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    let n = times.len();
+    if n % 2 == 1 {
+        times[n / 2]
+    } else {
+        (times[n / 2 - 1] + times[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_parse_and_print() {
+        let s: Shape = "B64-T50-H512".parse().unwrap();
+        assert_eq!(s, Shape::new(64, 50, 512));
+        assert_eq!(s.to_string(), "B64-T50-H512");
+        assert_eq!(
+            "1-200-128".parse::<Shape>().unwrap(),
+            Shape::new(1, 200, 128)
+        );
+        assert!("B64-T50".parse::<Shape>().is_err());
+        assert!("B0-T1-H1".parse::<Shape>().is_err());
+    }
+
+    #[test]
+    fn flops_count_both_products() {
+        // 2 * T * B * 4H * (I + H) with I = H.
+        assert_eq!(Shape::new(1, 1, 1).flops(), 16.0);
+        assert_eq!(
+            Shape::new(64, 50, 512).flops(),
+            2.0 * 50.0 * 64.0 * 2048.0 * 1024.0
+        );
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn a_tiny_measurement_is_sane() {
+        let quick = Repeats {
+            warmup: 0,
+            min_runs: 1,
+            min_time: Duration::ZERO,
+            max_runs: 1,
+        };
+        let m = measure::<f32>(Shape::new(2, 3, 8), Some(1), false, quick);
+        assert_eq!(m.shape, "B2-T3-H8");
+        assert_eq!(m.dtype, "float32");
+        assert_eq!(m.runs, 1);
+        assert!(m.ms > 0.0 && m.gflops > 0.0);
+    }
+}

@@ -1,0 +1,526 @@
+//! The fast kernel for one layer over a whole sequence.
+//!
+//! Work per layer, in this order:
+//!
+//! 1. **Input projection of every step at once**: `xw = x @ w_x + bias`, one
+//!    GEMM of `[batch*time, input] x [input, 4*units]`. The threads split its
+//!    rows. `xw` then *is* the gate buffer: step `t` adds `h @ w_h` into rows
+//!    `(b, t)` in place, so no other per-step buffer is needed.
+//! 2. **Per step**, each thread owns a consecutive share of the units: it
+//!    adds `h_prev @ w_h[:, its columns of each gate block]` into its part of
+//!    the gate rows (GEMM, `beta = 1`), then runs the fused cell pass over
+//!    exactly those columns (activations, new `c`, output `h`) for every batch
+//!    row, writing its units of `c` and the next `h`. A projection, if any, is
+//!    a second GEMM per step after a barrier (it needs every unit of `m`).
+//! 3. The threads meet at a barrier, and the two `h` buffers swap roles.
+//!
+//! Nothing is allocated per step. The column split means each output value
+//! is computed by one thread with the same code whatever the thread count.
+//!
+//! Buffers are shared between the threads through raw pointers: every write
+//! goes to columns (or, in step 1, rows) that only the writing thread owns,
+//! and every read of another thread's columns happens after a barrier that
+//! follows the write. Each `unsafe` block relies on exactly that.
+
+use std::any::TypeId;
+use std::ops::Range;
+
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, CowArray, Ix1, Ix2};
+
+use super::parallel::{split, SpinBarrier};
+use super::{fast_math, Activation, Layer, MaskedOutput, Real, RunOptions, State, StepTrace};
+
+/// What one layer run returns: outputs `[batch, time, out]`, the final
+/// state, and the per-step states when recorded.
+pub(crate) type LayerOutput<T> = (Array3<T>, State<T>, Option<StepTrace<T>>);
+
+/// `dst[m, n] = (accumulate ? dst : 0) + a[m, k] @ b[k, n]`: row-major
+/// operands with the given row strides and unit column stride, computed on
+/// the calling thread.
+///
+/// # Safety
+/// Each pointer must be valid for the `m`/`k` rows of the given stride it
+/// addresses, and `dst` must not be read or written by another thread
+/// during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul<T: Real>(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut T,
+    dst_rs: usize,
+    accumulate: bool,
+    a: *const T,
+    a_rs: usize,
+    b: *const T,
+    b_rs: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                std::slice::from_raw_parts_mut(dst.add(r * dst_rs), n).fill(T::zero());
+            }
+        }
+        return;
+    }
+    // `gemm` computes dst = alpha * dst + beta * (a @ b), reading dst only
+    // when asked.
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        accumulate,
+        a,
+        1,
+        a_rs as isize,
+        b,
+        1,
+        b_rs as isize,
+        T::one(),
+        T::one(),
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
+}
+
+/// A pointer that may be shared between the kernel's threads (see the
+/// module docs for who may write where).
+struct Shared<T>(*mut T);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Shared<T> {}
+
+// SAFETY: the kernel's threads only write disjoint parts of each buffer and
+// synchronise at barriers before reading each other's parts.
+unsafe impl<T: Send> Send for Shared<T> {}
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    fn new(buffer: &mut [T]) -> Self {
+        Shared(buffer.as_mut_ptr())
+    }
+
+    /// `len` elements from `offset`.
+    ///
+    /// # Safety
+    /// In bounds, and no other thread writes them while the slice lives.
+    unsafe fn slice<'a>(self, offset: usize, len: usize) -> &'a [T] {
+        std::slice::from_raw_parts(self.0.add(offset), len)
+    }
+
+    /// `len` elements from `offset`, mutable.
+    ///
+    /// # Safety
+    /// In bounds, and no other thread reads or writes them while the slice
+    /// lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice_mut<'a>(self, offset: usize, len: usize) -> &'a mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(offset), len)
+    }
+}
+
+fn standard2<T: Real>(a: &Array2<T>) -> CowArray<'_, T, Ix2> {
+    a.as_standard_layout()
+}
+
+fn contiguous1<T: Real>(a: &ndarray::Array1<T>) -> CowArray<'_, T, Ix1> {
+    a.as_standard_layout()
+}
+
+/// Peephole weights as plain slices.
+struct PeepholeSlices<'a, T> {
+    input: &'a [T],
+    forget: &'a [T],
+    output: &'a [T],
+}
+
+/// Everything the threads read, plus the shared buffers they write.
+struct Context<'a, T> {
+    batch: usize,
+    time: usize,
+    input: usize,
+    units: usize,
+    out: usize,
+    layer: &'a Layer<T>,
+    x: &'a [T],
+    w_x: &'a [T],
+    w_h: &'a [T],
+    bias: &'a [T],
+    peepholes: Option<PeepholeSlices<'a, T>>,
+    projection: Option<(&'a [T], Option<T>)>,
+    mask: Option<ArrayView2<'a, bool>>,
+    masked_output: MaskedOutput,
+    fast_activations: bool,
+    threads: usize,
+    rows: Vec<Range<usize>>,
+    unit_shares: Vec<Range<usize>>,
+    out_shares: Vec<Range<usize>>,
+    barrier: SpinBarrier,
+    /// `[batch * time, 4 * units]`: input projections, then gates in place.
+    xw: Shared<T>,
+    /// `[batch, units]`.
+    c: Shared<T>,
+    /// Two `[batch, out]` buffers: step `t` reads `h[t % 2]`, writes the other.
+    h: [Shared<T>; 2],
+    /// `[batch, units]` pre-projection output (only with a projection).
+    m: Shared<T>,
+    /// `[batch, time, out]`.
+    outputs: Shared<T>,
+    /// `[batch, time, units]` and `[batch, time, out]` when recording.
+    trace: Option<(Shared<T>, Shared<T>)>,
+}
+
+/// Run one layer over inputs already in processing order.
+///
+/// `threads` is the number of threads to use (at most one per unit); the
+/// trace and the activations follow `options`.
+pub(crate) fn run_layer<T: Real>(
+    layer: &Layer<T>,
+    x: ArrayView3<T>,
+    initial: State<T>,
+    mask: Option<ArrayView2<bool>>,
+    masked_output: MaskedOutput,
+    options: &RunOptions,
+    threads: usize,
+) -> LayerOutput<T> {
+    let record_trace = options.trace;
+    let (batch, time, input) = x.dim();
+    let units = layer.units();
+    let out = layer.output_size();
+    let threads = threads.clamp(1, units.max(1));
+
+    let x = x.as_standard_layout();
+    let w_x = standard2(&layer.w_x);
+    let w_h = standard2(&layer.w_h);
+    let bias = contiguous1(&layer.bias);
+    let peephole_arrays = layer.peepholes.as_ref().map(|p| {
+        (
+            contiguous1(&p.input),
+            contiguous1(&p.forget),
+            contiguous1(&p.output),
+        )
+    });
+    let projection_kernel = layer.projection.as_ref().map(|p| standard2(&p.kernel));
+
+    let mut xw = vec![T::zero(); batch * time * 4 * units];
+    let mut c = initial
+        .c
+        .as_standard_layout()
+        .into_owned()
+        .into_raw_vec_and_offset()
+        .0;
+    let mut h0 = initial
+        .h
+        .as_standard_layout()
+        .into_owned()
+        .into_raw_vec_and_offset()
+        .0;
+    let mut h1 = vec![T::zero(); batch * out];
+    let mut m = vec![
+        T::zero();
+        if layer.projection.is_some() {
+            batch * units
+        } else {
+            0
+        }
+    ];
+    let mut outputs = vec![T::zero(); batch * time * out];
+    let (mut trace_c, mut trace_h) = if record_trace {
+        (
+            vec![T::zero(); batch * time * units],
+            vec![T::zero(); batch * time * out],
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+
+    let unit_shares = split(units, threads);
+    let context = Context {
+        batch,
+        time,
+        input,
+        units,
+        out,
+        layer,
+        x: x.as_slice().expect("standard layout"),
+        w_x: w_x.as_slice().expect("standard layout"),
+        w_h: w_h.as_slice().expect("standard layout"),
+        bias: bias.as_slice().expect("contiguous"),
+        peepholes: peephole_arrays.as_ref().map(|(i, f, o)| PeepholeSlices {
+            input: i.as_slice().expect("contiguous"),
+            forget: f.as_slice().expect("contiguous"),
+            output: o.as_slice().expect("contiguous"),
+        }),
+        projection: projection_kernel.as_ref().map(|k| {
+            (
+                k.as_slice().expect("standard layout"),
+                layer.projection.as_ref().and_then(|p| p.clip),
+            )
+        }),
+        mask: mask.as_ref().map(|m| m.view()),
+        masked_output,
+        fast_activations: options.fast_activations,
+        threads,
+        rows: split(batch * time, threads),
+        out_shares: if layer.projection.is_some() {
+            split(out, threads)
+        } else {
+            unit_shares.clone()
+        },
+        unit_shares,
+        barrier: SpinBarrier::new(threads),
+        xw: Shared::new(&mut xw),
+        c: Shared::new(&mut c),
+        h: [Shared::new(&mut h0), Shared::new(&mut h1)],
+        m: Shared::new(&mut m),
+        outputs: Shared::new(&mut outputs),
+        trace: record_trace.then(|| (Shared::new(&mut trace_c), Shared::new(&mut trace_h))),
+    };
+
+    if threads == 1 {
+        worker(0, &context);
+    } else {
+        std::thread::scope(|s| {
+            for k in 1..threads {
+                let context = &context;
+                s.spawn(move || worker(k, context));
+            }
+            worker(0, &context);
+        });
+    }
+    drop(context);
+
+    let h = if time % 2 == 0 { h0 } else { h1 };
+    let state = State {
+        c: Array2::from_shape_vec((batch, units), c).expect("batch * units"),
+        h: Array2::from_shape_vec((batch, out), h).expect("batch * out"),
+    };
+    let outputs = Array3::from_shape_vec((batch, time, out), outputs).expect("batch*time*out");
+    let trace = record_trace.then(|| StepTrace {
+        c: Array3::from_shape_vec((batch, time, units), trace_c).expect("batch*time*units"),
+        h: Array3::from_shape_vec((batch, time, out), trace_h).expect("batch*time*out"),
+    });
+    (outputs, state, trace)
+}
+
+/// Thread `k`'s whole share of one layer run.
+fn worker<T: Real>(k: usize, cx: &Context<T>) {
+    let (batch, time, units, out) = (cx.batch, cx.time, cx.units, cx.out);
+    let width = 4 * units;
+
+    // 1. Input projection of this thread's rows: bias, then += x @ w_x.
+    let rows = cx.rows[k].clone();
+    // SAFETY: rows of xw are split between the threads; the barrier below
+    // orders these writes before any other thread reads them.
+    unsafe {
+        let xw = cx.xw.slice_mut(rows.start * width, rows.len() * width);
+        for row in xw.chunks_exact_mut(width) {
+            row.copy_from_slice(cx.bias);
+        }
+        matmul(
+            (rows.len(), width, cx.input),
+            xw.as_mut_ptr(),
+            width,
+            true,
+            cx.x.as_ptr().add(rows.start * cx.input),
+            cx.input,
+            cx.w_x.as_ptr(),
+            width,
+        );
+    }
+    cx.barrier.wait();
+
+    let mine = cx.unit_shares[k].clone();
+    let my_out = cx.out_shares[k].clone();
+    let active = |b: usize, t: usize| cx.mask.as_ref().is_none_or(|m| m[[b, t]]);
+    let z_rs = time * width;
+    for t in 0..time {
+        let (h_prev, h_next) = (cx.h[t % 2], cx.h[(t + 1) % 2]);
+        // SAFETY (this whole block): this thread writes only its own unit
+        // columns of xw, c, m and h_next (or its own output columns of
+        // h_next, outputs and the trace); h_prev is read-only during the
+        // step; m is read by all only after the barrier that follows its
+        // writes.
+        unsafe {
+            // 2a. Gates of this thread's units: z += h_prev @ w_h.
+            let z0 = cx.xw.0.add(t * width);
+            if cx.threads == 1 {
+                matmul(
+                    (batch, width, out),
+                    z0,
+                    z_rs,
+                    true,
+                    h_prev.0,
+                    out,
+                    cx.w_h.as_ptr(),
+                    width,
+                );
+            } else if !mine.is_empty() {
+                for gate in 0..4 {
+                    let col = gate * units + mine.start;
+                    matmul(
+                        (batch, mine.len(), out),
+                        z0.add(col),
+                        z_rs,
+                        true,
+                        h_prev.0,
+                        out,
+                        cx.w_h.as_ptr().add(col),
+                        width,
+                    );
+                }
+            }
+            // 2b. The fused cell pass over this thread's units.
+            let cell_out = if cx.projection.is_some() {
+                cx.m
+            } else {
+                h_next
+            };
+            let cell_rs = if cx.projection.is_some() { units } else { out };
+            for b in 0..batch {
+                let c_row = cx.c.slice_mut(b * units + mine.start, mine.len());
+                if active(b, t) {
+                    let z = cx.xw.slice((b * time + t) * width, width);
+                    let m_row = cell_out.slice_mut(b * cell_rs + mine.start, mine.len());
+                    cells(cx, z, mine.clone(), c_row, m_row);
+                } else if cx.projection.is_none() {
+                    // A masked row carries its state.
+                    h_next
+                        .slice_mut(b * out + mine.start, mine.len())
+                        .copy_from_slice(h_prev.slice(b * out + mine.start, mine.len()));
+                }
+            }
+            // 2c. Projection of this thread's output columns: h = clip(m @ P).
+            if let Some((kernel, clip)) = cx.projection {
+                cx.barrier.wait();
+                matmul(
+                    (batch, my_out.len(), units),
+                    h_next.0.add(my_out.start),
+                    out,
+                    false,
+                    cx.m.0,
+                    units,
+                    kernel.as_ptr().add(my_out.start),
+                    out,
+                );
+                for b in 0..batch {
+                    let row = h_next.slice_mut(b * out + my_out.start, my_out.len());
+                    if !active(b, t) {
+                        row.copy_from_slice(h_prev.slice(b * out + my_out.start, my_out.len()));
+                    } else if let Some(clip) = clip {
+                        for v in row.iter_mut() {
+                            *v = v.max(-clip).min(clip);
+                        }
+                    }
+                }
+            }
+            // 2d. Outputs and trace of this thread's columns.
+            for b in 0..batch {
+                let at = (b * time + t) * out + my_out.start;
+                let dst = cx.outputs.slice_mut(at, my_out.len());
+                if active(b, t) {
+                    dst.copy_from_slice(h_next.slice(b * out + my_out.start, my_out.len()));
+                } else if cx.masked_output == MaskedOutput::RepeatPrevious && t > 0 {
+                    // The previous step's output is this row's last output
+                    // (zeros before its first computed step).
+                    dst.copy_from_slice(cx.outputs.slice(at - out, my_out.len()));
+                }
+                if let Some((trace_c, trace_h)) = cx.trace {
+                    trace_c
+                        .slice_mut((b * time + t) * units + mine.start, mine.len())
+                        .copy_from_slice(cx.c.slice(b * units + mine.start, mine.len()));
+                    trace_h
+                        .slice_mut(at, my_out.len())
+                        .copy_from_slice(h_next.slice(b * out + my_out.start, my_out.len()));
+                }
+            }
+        }
+        // 3. Everyone has written h_next before anyone reads it.
+        cx.barrier.wait();
+    }
+}
+
+/// The fused cell pass for one batch row over units `mine`: reads the gate
+/// pre-activations `z` (the whole row, blocks i, f, g, o), updates `c`
+/// (this thread's units) and writes `m = o * act(c)`.
+///
+/// The arithmetic is the formula on [`Layer`], in the same order as the
+/// oracle (`z_f + forget_bias` before the peephole term, clip before the
+/// output peephole).
+#[inline]
+fn cells<T: Real>(cx: &Context<T>, z: &[T], mine: Range<usize>, c: &mut [T], m: &mut [T]) {
+    let layer = cx.layer;
+    let units = cx.units;
+    let n = mine.len();
+    let zi = &z[mine.start..mine.end];
+    let zf = &z[units + mine.start..units + mine.end];
+    let zg = &z[2 * units + mine.start..2 * units + mine.end];
+    let zo = &z[3 * units + mine.start..3 * units + mine.end];
+    let standard = layer.gate_activation == Activation::Sigmoid
+        && layer.cell_activation == Activation::Tanh
+        && layer.output_activation == Activation::Tanh
+        && cx.peepholes.is_none()
+        && layer.cell_clip.is_none();
+    if standard && cx.fast_activations && TypeId::of::<T>() == TypeId::of::<f32>() {
+        // SAFETY: T is f32 (checked just above), so these are the same slices.
+        let f32s =
+            |s: &[T]| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) };
+        let (c, m) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()),
+                std::slice::from_raw_parts_mut(m.as_mut_ptr().cast::<f32>(), m.len()),
+            )
+        };
+        let forget_bias = layer.forget_bias.widen() as f32;
+        fast_math::cells(f32s(zi), f32s(zf), f32s(zg), f32s(zo), forget_bias, c, m);
+        return;
+    }
+    if standard {
+        // The common configuration, without per-element option checks.
+        let one = T::one();
+        let fb = layer.forget_bias;
+        for j in 0..n {
+            let i = one / (one + (-zi[j]).exp());
+            let f = one / (one + (-(zf[j] + fb)).exp());
+            let g = zg[j].tanh();
+            let c_new = f * c[j] + i * g;
+            let o = one / (one + (-zo[j]).exp());
+            c[j] = c_new;
+            m[j] = o * c_new.tanh();
+        }
+        return;
+    }
+    let zero = T::zero();
+    for j in 0..n {
+        let u = mine.start + j;
+        let c_prev = c[j];
+        let (pi, pf) = match &cx.peepholes {
+            Some(p) => (p.input[u] * c_prev, p.forget[u] * c_prev),
+            None => (zero, zero),
+        };
+        let i = layer.gate_activation.apply(zi[j] + pi);
+        let f = layer.gate_activation.apply(zf[j] + layer.forget_bias + pf);
+        let g = layer.cell_activation.apply(zg[j]);
+        let mut c_new = f * c_prev + i * g;
+        if let Some(clip) = layer.cell_clip {
+            c_new = c_new.max(-clip).min(clip);
+        }
+        let po = match &cx.peepholes {
+            Some(p) => p.output[u] * c_new,
+            None => zero,
+        };
+        let o = layer.gate_activation.apply(zo[j] + po);
+        c[j] = c_new;
+        m[j] = o * layer.output_activation.apply(c_new);
+    }
+}
