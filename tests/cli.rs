@@ -277,10 +277,19 @@ fn list_filters_by_api_and_option() {
     let o = lstm_parity(&["list", "--api", "keras3.*"]);
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
-    assert!(!out.is_empty() && out.lines().all(|l| l.contains(" keras3.")), "{out}");
+    assert!(
+        !out.is_empty() && out.lines().all(|l| l.contains(" keras3.")),
+        "{out}"
+    );
     let o = lstm_parity(&["list", "--api", "tf1.*", "--option", "peepholes"]);
     let out = stdout(&o);
-    assert!(!out.is_empty() && out.lines().all(|l| l.contains("tf1.") && l.contains("peepholes")), "{out}");
+    assert!(
+        !out.is_empty()
+            && out
+                .lines()
+                .all(|l| l.contains("tf1.") && l.contains("peepholes")),
+        "{out}"
+    );
     let o = lstm_parity(&["list", "--api", "[bad"]);
     assert_eq!(o.status.code(), Some(2));
 }
