@@ -494,8 +494,9 @@ enum Mistake {
     OtherDirection,
     /// The other direction, outputs in the step's input time order.
     OtherDirectionOtherOrder,
-    /// Reverse steps' outputs in input time order.
-    ReverseOutputsInInputOrder,
+    /// Reverse steps' outputs in input time order (and their per-step
+    /// states too, when set).
+    ReverseOutputsInInputOrder { traces: bool },
     /// Zeros instead of the previous output at masked steps, or the reverse.
     OtherMaskedOutput,
     /// The mask not applied.
@@ -521,9 +522,13 @@ impl ForgetBiasChange {
     }
 }
 
-fn flip_time<T: Real>(run: &mut RunOutput<T>) {
+/// Reverse the time axis of the outputs, and of the traces when `traces`.
+fn flip_time<T: Real>(run: &mut RunOutput<T>, traces: bool) {
     run.outputs.invert_axis(Axis(1));
     run.outputs = run.outputs.as_standard_layout().into_owned();
+    if !traces {
+        return;
+    }
     for tr in &mut run.trace {
         tr.c.invert_axis(Axis(1));
         tr.h.invert_axis(Axis(1));
@@ -552,7 +557,7 @@ impl<T: Real> Runner<T> for MistakenLstm {
             Mistake::OtherDirection | Mistake::OtherDirectionOtherOrder => {
                 step.reverse = !step.reverse;
             }
-            Mistake::ReverseOutputsInInputOrder => {}
+            Mistake::ReverseOutputsInInputOrder { .. } => {}
             Mistake::OtherMaskedOutput => {
                 step.masked_output = match step.masked_output {
                     MaskedOutput::Zero => MaskedOutput::RepeatPrevious,
@@ -562,13 +567,12 @@ impl<T: Real> Runner<T> for MistakenLstm {
             Mistake::MaskIgnored => step.mask = None,
         }
         let mut run = RustLstm.run_step(&step)?;
-        let flip = match self.0 {
-            Mistake::OtherDirectionOtherOrder => true,
-            Mistake::ReverseOutputsInInputOrder => original_reverse,
-            _ => false,
-        };
-        if flip {
-            flip_time(&mut run);
+        match self.0 {
+            Mistake::OtherDirectionOtherOrder => flip_time(&mut run, true),
+            Mistake::ReverseOutputsInInputOrder { traces } if original_reverse => {
+                flip_time(&mut run, traces);
+            }
+            _ => {}
         }
         Ok(run)
     }
@@ -739,13 +743,10 @@ fn hints<T: Real>(
         ),
     ];
     if any_reverse {
-        reverse_mistakes.insert(
-            0,
-            (
-                Mistake::ReverseOutputsInInputOrder,
-                "reverse order: the backward step's outputs match in input time order; the contract (and Keras go_backwards) wants them in processing order, last input first",
-            ),
-        );
+        let message = "reverse order: the backward step's outputs match in input time order; the contract (and Keras go_backwards) wants them in processing order, last input first";
+        for traces in [true, false] {
+            reverse_mistakes.insert(0, (Mistake::ReverseOutputsInInputOrder { traces }, message));
+        }
     }
     for (mistake, message) in reverse_mistakes {
         if matches_mistake(case, actual, compared, mistake) {

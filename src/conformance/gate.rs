@@ -1095,9 +1095,15 @@ impl OutputReader<'_> {
                 }
             } else {
                 // Not written: NaN, so that whatever is computed from it
-                // is left out of the comparison (check_runner).
+                // is left out of the comparison (check_runner). Without a
+                // mask the last layer's h at every step is its output y.
+                let last_layer = l + 1 == step.layers.len();
                 StepTrace {
-                    h: Array3::from_elem((batch, time, layer.output_size()), T::nan()),
+                    h: if last_layer && step.mask.is_none() {
+                        outputs.clone()
+                    } else {
+                        Array3::from_elem((batch, time, layer.output_size()), T::nan())
+                    },
                     c: Array3::from_elem((batch, time, layer.units()), T::nan()),
                 }
             });
