@@ -102,38 +102,53 @@ fn export_in(
 #[test]
 fn the_rust_lstm_passes_the_gate_in_every_layout() {
     let all = cases(&[]);
+    let mut runs = Vec::new();
     for layout in Layout::ALL {
-        let modes: Vec<Option<ForgetBias>> = if layout.has_forget_bias() {
-            vec![Some(ForgetBias::Kept), Some(ForgetBias::Folded)]
+        if layout.has_forget_bias() {
+            runs.push((layout, Some(ForgetBias::Kept)));
+            runs.push((layout, Some(ForgetBias::Folded)));
         } else {
-            vec![None]
-        };
-        for mode in modes {
-            let tmp = scratch();
-            let (ex, out) = (tmp.path().join("export"), tmp.path().join("out"));
-            let index = export(&all, &ex, layout, Dtype::F32, mode);
-            let exported = index.cases.iter().filter(|c| c.exported).count();
-            assert!(exported > 0, "{layout}: nothing exported");
-            // Traces in half the layouts, so both paths of the reader run.
-            rust_implementation::<f32>(&ex, &out, layout as usize % 2 == 0);
-            let report = check(&ex, &out, None).unwrap();
-            let failed: Vec<String> = report
-                .runs
-                .iter()
-                .filter(|r| !r.passed())
-                .map(lstm_parity::conformance::report::failure_detail)
-                .collect();
-            assert!(
-                failed.is_empty(),
-                "{layout} {mode:?}:\n{}",
-                failed.join("\n")
-            );
-            assert!(report.errors.is_empty(), "{layout}: {:?}", report.errors);
-            assert_eq!(report.runs.len(), exported, "{layout}");
-            assert_eq!(report.skipped.len(), all.len() - exported, "{layout}");
-            assert_eq!(report.exit_code(), 0);
+            runs.push((layout, None));
         }
     }
+    // Two threads: half of the loop is file I/O.
+    let (first, second) = runs.split_at(runs.len() / 2);
+    std::thread::scope(|scope| {
+        for half in [first, second] {
+            let all = &all;
+            scope.spawn(move || {
+                for &(layout, mode) in half {
+                    gate_loop(all, layout, mode);
+                }
+            });
+        }
+    });
+}
+
+fn gate_loop(all: &[Case], layout: Layout, mode: Option<ForgetBias>) {
+    let tmp = scratch();
+    let (ex, out) = (tmp.path().join("export"), tmp.path().join("out"));
+    let index = export(all, &ex, layout, Dtype::F32, mode);
+    let exported = index.cases.iter().filter(|c| c.exported).count();
+    assert!(exported > 0, "{layout}: nothing exported");
+    // Traces in half the layouts, so both paths of the reader run.
+    rust_implementation::<f32>(&ex, &out, layout as usize % 2 == 0);
+    let report = check(&ex, &out, None).unwrap();
+    let failed: Vec<String> = report
+        .runs
+        .iter()
+        .filter(|r| !r.passed())
+        .map(lstm_parity::conformance::report::failure_detail)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{layout} {mode:?}:\n{}",
+        failed.join("\n")
+    );
+    assert!(report.errors.is_empty(), "{layout}: {:?}", report.errors);
+    assert_eq!(report.runs.len(), exported, "{layout}");
+    assert_eq!(report.skipped.len(), all.len() - exported, "{layout}");
+    assert_eq!(report.exit_code(), 0);
 }
 
 #[test]
