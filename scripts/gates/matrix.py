@@ -95,7 +95,7 @@ def report_table(reports):
                 cell = f"{mark} {passed}/{len(checked)}"
                 extra = []
                 if xfail:
-                    extra.append(f"{xfail} expected failures")
+                    extra.append(f"{xfail} expected failure{'s' if xfail > 1 else ''}")
                 if failed:
                     extra.append(f"{failed} FAILED")
                 if extra:
