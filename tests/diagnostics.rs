@@ -33,6 +33,8 @@ enum Mistake {
     MaskingRuleSwapped,
     /// Correct, but every output off by 1e-3: imprecise, no known trap.
     Imprecise,
+    /// Correct but for one NaN in the outputs.
+    NanInOutput,
 }
 
 struct Wrong(Mistake);
@@ -71,7 +73,7 @@ impl<T: Real> Runner<T> for Wrong {
                     MaskedOutput::RepeatPrevious => MaskedOutput::Zero,
                 }
             }
-            Mistake::ReverseOutputsInInputOrder | Mistake::Imprecise => {}
+            Mistake::ReverseOutputsInInputOrder | Mistake::Imprecise | Mistake::NanInOutput => {}
         }
         let mut run = RustLstm.run_step(&step)?;
         match self.0 {
@@ -80,6 +82,7 @@ impl<T: Real> Runner<T> for Wrong {
                 run.outputs = run.outputs.as_standard_layout().into_owned();
             }
             Mistake::Imprecise => run.outputs.mapv_inplace(|v| v + T::from_f64_lossy(1e-3)),
+            Mistake::NanInOutput => run.outputs[[0, 0, 0]] = T::nan(),
             _ => {}
         }
         Ok(run)
@@ -95,6 +98,7 @@ fn check(case: &Case, mistake: Mistake, layout: Option<Layout>) -> CaseRun {
         DiagnoseOptions {
             external: true,
             layout,
+            nan_means_not_written: false,
         },
     );
     assert!(!run.passed(), "{mistake:?} must fail {}", case.id);
@@ -197,9 +201,25 @@ fn no_trap_is_named_for_a_merely_imprecise_implementation() {
         DiagnoseOptions {
             external: true,
             layout: None,
+            nan_means_not_written: false,
         },
     );
     assert!(run.passed() && run.diagnosis.is_none());
+}
+
+/// A NaN a runner computes is a result to judge: it fails the case, it is
+/// not taken for an output left unwritten.
+#[test]
+fn a_computed_nan_fails_the_case() {
+    let c = case("tf1/rand-001-basic-dyn");
+    let run = check(&c, Mistake::NanInOutput, None);
+    assert!(run.not_compared.is_empty());
+    let outputs = run
+        .comparisons
+        .iter()
+        .find(|x| x.output == "outputs")
+        .unwrap();
+    assert_eq!(outputs.nan_mismatches, 1);
 }
 
 #[test]

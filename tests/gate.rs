@@ -829,3 +829,36 @@ fn write_synthetic_suite() {
     common::keras_masked_case(&dir);
     common::keras_bidirectional_case(&dir);
 }
+
+/// `run` takes the same expected-failure lists and report formats.
+#[test]
+fn run_applies_expectations_and_writes_junit() {
+    let tmp = scratch();
+    let list = tmp.path().join("x.toml");
+    fs::write(
+        &list,
+        "[[expected_failure]]\ncase = \"tf1/nb000-basic-one-step\"\nreason = \"it does not fail\"\n",
+    )
+    .unwrap();
+    let report = tmp.path().join("r.xml");
+    let o = lstm_parity(&[
+        "run",
+        "nb000",
+        "--expectations",
+        list.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("tf1/nb000-basic-one-step [float32] is listed as expected to fail (\"tf1/nb000-basic-one-step\": it does not fail) but passed: remove it from the list"), "{}", text(&o));
+    let xml = fs::read_to_string(&report).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    assert_eq!(
+        doc.root_element().attribute("name"),
+        Some("lstm-parity run")
+    );
+    assert!(xml.contains("type=\"stale_expectation\""));
+    let o = lstm_parity(&["run", "nb000", "--format", "junit"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("<?xml"));
+}

@@ -259,9 +259,10 @@ fn error_run(case: &Case, dtype: Dtype, tolerance: &Tolerance, error: String) ->
 /// Run a case with any [`Runner`] (an external implementation, or a test's
 /// deliberately wrong one) and check the results; a failure is diagnosed.
 ///
-/// Expected outputs that come out holding NaN are not compared: an
-/// external implementation's reader fills the per-step states it was not
-/// given with NaN (and refuses NaN in what it was given).
+/// With [`DiagnoseOptions::nan_means_not_written`], expected outputs that
+/// come out holding NaN are not compared: the gate's output reader fills
+/// the per-step states it was not given with NaN (and refuses NaN in what
+/// it was given).
 pub fn check_runner<T: Real>(
     case: &Case,
     dtype: Dtype,
@@ -282,9 +283,10 @@ pub fn check_runner<T: Real>(
         .expected
         .keys()
         .filter(|name| {
-            outputs
-                .get(*name)
-                .is_some_and(|a| a.iter().any(|v| v.is_nan()))
+            options.nan_means_not_written
+                && outputs
+                    .get(*name)
+                    .is_some_and(|a| a.iter().any(|v| v.is_nan()))
         })
         .cloned()
         .collect();

@@ -134,6 +134,11 @@ pub struct DiagnoseOptions {
     pub external: bool,
     /// The layout the implementation read, for naming gates in hints.
     pub layout: Option<Layout>,
+    /// The runner fills the per-step states it was not given with NaN (the
+    /// gate's output reader does, and refuses NaN in what it was given):
+    /// expected outputs that come out holding NaN are then not compared.
+    /// Off for any other runner, where a NaN is a result to judge.
+    pub nan_means_not_written: bool,
 }
 
 /// Diagnose a failed case. `outputs` are the native outputs computed from

@@ -1220,6 +1220,7 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
         let diagnose = DiagnoseOptions {
             external: true,
             layout: Some(layout),
+            nan_means_not_written: true,
         };
         let mut run: CaseRun = match index.dtype {
             Dtype::F32 => {
