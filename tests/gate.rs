@@ -179,6 +179,7 @@ fn synthetic_block_masking_and_bidirectional_cases_go_through_every_layout() {
         common::block_case(root),
         common::keras_masked_case(root),
         common::keras_bidirectional_case(root),
+        common::keras_sequential_case(root),
     ];
     let selection = conformance::select(root, &Filter::new::<&str>(&[]).unwrap()).unwrap();
     assert!(selection.errors.is_empty(), "{:?}", selection.errors);
@@ -198,6 +199,13 @@ fn synthetic_block_masking_and_bidirectional_cases_go_through_every_layout() {
         let block = exported(&ids[0]);
         let masked = exported(&ids[1]);
         let bidirectional = exported(&ids[2]);
+        let sequential = exported(&ids[3]);
+        assert!(!sequential.exported, "{layout}");
+        let reason = sequential.reason.as_deref().unwrap();
+        assert!(
+            reason.starts_with("step \"layers/1/main\": its inputs or initial state are computed from an earlier step's results"),
+            "{layout}: {reason}"
+        );
         match layout {
             Layout::Torch | Layout::Cudnn => {
                 // Keras repeats the previous output at masked steps.
@@ -828,6 +836,7 @@ fn write_synthetic_suite() {
     common::block_case(&dir);
     common::keras_masked_case(&dir);
     common::keras_bidirectional_case(&dir);
+    common::keras_sequential_case(&dir);
 }
 
 /// `run` takes the same expected-failure lists and report formats.

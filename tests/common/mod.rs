@@ -218,3 +218,23 @@ pub fn keras_bidirectional_case(root: &Path) -> String {
     );
     id.to_string()
 }
+
+/// A Keras `Sequential` of two LSTM layers: the second layer's step reads
+/// the first one's results, so no layout can export it.
+pub fn keras_sequential_case(root: &Path) -> String {
+    let (b, t, i, u) = (2, 3, 2, 3);
+    let id = "synthetic/keras-sequential";
+    let mut vars = keras_vars("l0/lstm_cell", i, u, 41.0);
+    vars.extend(keras_vars("l1/lstm_cell", u, u, 51.0));
+    let vars: Vec<(&str, Tensor)> = vars.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    let layer = |prefix: &str, sequences: bool| json!({"keras": "3", "layer": "LSTM", "return_sequences": sequences, "cells": [keras_cell(prefix, u)]});
+    write_case(
+        root,
+        id,
+        "keras",
+        json!({"keras": "3", "layer": "Sequential", "layers": [layer("l0/lstm_cell", true), layer("l1/lstm_cell", false)]}),
+        &vars,
+        &[("inputs", f32t(values(&[b, t, i], 42.0)))],
+    );
+    id.to_string()
+}
