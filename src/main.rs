@@ -1,15 +1,20 @@
 //! `lstm-parity`: the command-line frontend. It parses arguments and prints;
 //! all logic is in the library (`lstm_parity::conformance`).
 //!
-//! Exit codes: 0 all passed, 1 some case out of tolerance, 2 bad usage or
-//! unreadable input.
+//! Exit codes: 0 all passed, 1 some case out of tolerance (or a stale
+//! expected-failure entry, or `compare` found something worse), 2 bad
+//! usage or unreadable input.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lstm_parity::bench::{self, Repeats, Shape};
-use lstm_parity::conformance::{self, report, Dtype, Filter, ModelFilter, Tolerance};
+use lstm_parity::conformance::expectations::Expectations;
+use lstm_parity::conformance::gate::{self, CheckOptions, ExportOptions};
+use lstm_parity::conformance::report::{self, Report};
+use lstm_parity::conformance::{self, junit, Dtype, Filter, ModelFilter, Tolerance};
+use lstm_parity::dialect::layout::{ForgetBias, Layout};
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +42,12 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Also write the report to FILE (JUnit for *.xml, JSON for *.json, else the table).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Cases expected to fail, with reasons (TOML or JSON).
+        #[arg(long)]
+        expectations: Option<PathBuf>,
         /// Run only this dtype.
         #[arg(long, value_enum)]
         dtype: Option<DtypeArg>,
@@ -77,6 +88,65 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Export the selected cases for another implementation, in its weight layout (docs/gate.md).
+    Export {
+        /// The target layout: canonical, tf1, keras, block, block-v2, onnx, onnx-layout1, torch, cudnn.
+        #[arg(long)]
+        layout: Layout,
+        /// The export folder (created; an earlier export in it is replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Case id filters, as for `run`.
+        filter: Vec<String>,
+        /// The reference folder.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        /// The dtype of every float array.
+        #[arg(long, value_enum, default_value_t = DtypeArg::Float32)]
+        dtype: DtypeArg,
+        /// forget_bias as a separate option (kept; layouts that have one) or added into the bias (folded).
+        #[arg(long)]
+        forget_bias: Option<ForgetBias>,
+        /// Write into a non-empty folder that is not an export.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Check the outputs an implementation wrote for an export against the references.
+    Check {
+        /// The implementation's outputs folder.
+        #[arg(long)]
+        outputs: PathBuf,
+        /// The export folder (default: the one outputs.json names).
+        #[arg(long)]
+        export: Option<PathBuf>,
+        /// The reference folder the export was made from.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        /// Cases expected to fail, with reasons (TOML or JSON).
+        #[arg(long)]
+        expectations: Option<PathBuf>,
+        /// Tolerance level for every case (default: each case's own).
+        #[arg(long)]
+        tolerance: Option<Tolerance>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Also write the report to FILE (JUnit for *.xml, JSON for *.json, else the table).
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Compare two JSON reports of `run` or `check`: what got worse (first) and what got better.
+    Compare {
+        /// The earlier report.
+        base: PathBuf,
+        /// The later report.
+        new: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
+        format: CompareFormat,
+    },
 }
 
 /// Selection by what a case runs.
@@ -92,6 +162,13 @@ struct ModelArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
+    Table,
+    Json,
+    Junit,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CompareFormat {
     Table,
     Json,
 }
@@ -116,6 +193,15 @@ enum DtypeArg {
     Float64,
 }
 
+impl DtypeArg {
+    fn dtype(self) -> Dtype {
+        match self {
+            DtypeArg::Float32 => Dtype::F32,
+            DtypeArg::Float64 => Dtype::F64,
+        }
+    }
+}
+
 /// `./reference` when it exists, else the one beside this crate's sources.
 fn reference_root(given: Option<PathBuf>) -> PathBuf {
     given.unwrap_or_else(|| {
@@ -130,12 +216,14 @@ fn reference_root(given: Option<PathBuf>) -> PathBuf {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let code = match cli.command {
         Command::Run {
             filter,
             reference,
             tolerance,
             format,
+            report,
+            expectations,
             dtype,
             model,
         } => run(
@@ -144,6 +232,8 @@ fn main() -> ExitCode {
             &model,
             tolerance.as_ref(),
             format,
+            report.as_deref(),
+            expectations.as_deref(),
             dtype,
         ),
         Command::List {
@@ -167,7 +257,47 @@ fn main() -> ExitCode {
             };
             bench_command(json, shapes, threads, dtype, activations, repeats)
         }
-    }
+        Command::Export {
+            layout,
+            out,
+            filter,
+            reference,
+            dtype,
+            forget_bias,
+            force,
+            model,
+        } => export(
+            reference_root(reference),
+            &filter,
+            &model,
+            &out,
+            &ExportOptions {
+                layout,
+                dtype: dtype.dtype(),
+                forget_bias,
+                force,
+            },
+        ),
+        Command::Check {
+            outputs,
+            export,
+            reference,
+            expectations,
+            tolerance,
+            format,
+            report,
+        } => check(
+            &outputs,
+            export,
+            &reference_root(reference),
+            expectations.as_deref(),
+            tolerance.as_ref(),
+            format,
+            report.as_deref(),
+        ),
+        Command::Compare { base, new, format } => compare(&base, &new, format),
+    };
+    ExitCode::from(code)
 }
 
 fn bench_command(
@@ -177,10 +307,10 @@ fn bench_command(
     dtype: BenchDtype,
     activations: BenchActivations,
     repeats: Repeats,
-) -> ExitCode {
+) -> u8 {
     if threads == Some(0) {
         eprintln!("error: --threads must be at least 1");
-        return ExitCode::from(2);
+        return 2;
     }
     let shapes = if shapes.is_empty() {
         bench::SHAPES.to_vec()
@@ -222,12 +352,12 @@ fn bench_command(
             }
         }
     }
-    ExitCode::SUCCESS
+    0
 }
 
 /// Select, load and narrow the cases.
 fn select(
-    root: &std::path::Path,
+    root: &Path,
     filter: &[String],
     model: &ModelArgs,
 ) -> Result<conformance::Selection, conformance::suite::SuiteError> {
@@ -239,57 +369,92 @@ fn select(
     Ok(selection)
 }
 
+fn load_expectations(path: Option<&Path>) -> Result<Option<Expectations>, u8> {
+    path.map(Expectations::load).transpose().map_err(|e| {
+        eprintln!("error: {e}");
+        2
+    })
+}
+
+fn render(report: &Report, format: Format, name: &str) -> String {
+    match format {
+        Format::Table => report::table(report),
+        Format::Json => {
+            let mut s =
+                serde_json::to_string_pretty(&report::json(report)).expect("report serializes");
+            s.push('\n');
+            s
+        }
+        Format::Junit => junit::junit(report, name),
+    }
+}
+
+/// Print the report, write it to `file` if asked, and return the exit code.
+fn finish(report: &Report, format: Format, file: Option<&Path>, name: &str) -> u8 {
+    print!("{}", render(report, format, name));
+    if let Some(path) = file {
+        let as_format = match path.extension().and_then(|e| e.to_str()) {
+            Some("xml") => Format::Junit,
+            Some("json") => Format::Json,
+            _ => Format::Table,
+        };
+        if let Err(e) =
+            conformance::npy::write_atomic(path, render(report, as_format, name).as_bytes())
+        {
+            eprintln!("error: {}: cannot write the report: {e}", path.display());
+            return 2;
+        }
+    }
+    for e in &report.errors {
+        eprintln!("error: {}", e.message);
+    }
+    report.exit_code()
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run(
     root: PathBuf,
     filter: &[String],
     model: &ModelArgs,
     tolerance: Option<&Tolerance>,
     format: Format,
+    report_file: Option<&Path>,
+    expectations: Option<&Path>,
     dtype: Option<DtypeArg>,
-) -> ExitCode {
+) -> u8 {
+    let expectations = match load_expectations(expectations) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
     let selection = match select(&root, filter, model) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     if selection.cases.is_empty() && selection.errors.is_empty() {
         eprintln!("error: no case in {} matches {:?}", root.display(), filter);
-        return ExitCode::from(2);
+        return 2;
     }
-    let dtypes: &[Dtype] = match dtype {
-        None => &Dtype::ALL,
-        Some(DtypeArg::Float32) => &[Dtype::F32],
-        Some(DtypeArg::Float64) => &[Dtype::F64],
+    let dtypes: Vec<Dtype> = match dtype {
+        None => Dtype::ALL.to_vec(),
+        Some(d) => vec![d.dtype()],
     };
-    let runs = conformance::run_all(&selection.cases, dtypes, tolerance);
-    match format {
-        Format::Table => print!("{}", report::table(&runs, &selection.errors)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report::json(&runs, &selection.errors))
-                .expect("report serializes")
-        ),
+    let runs = conformance::run_all(&selection.cases, &dtypes, tolerance);
+    let mut report = Report::new(runs, &selection.errors);
+    if let Some(list) = &expectations {
+        report.expectation_errors = list.apply(&mut report.runs, None, &[]);
     }
-    if !selection.errors.is_empty() {
-        for e in &selection.errors {
-            eprintln!("error: {e}");
-        }
-        ExitCode::from(2)
-    } else if runs.iter().all(|r| r.passed()) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    finish(&report, format, report_file, "lstm-parity run")
 }
 
-fn list(root: PathBuf, filter: &[String], model: &ModelArgs) -> ExitCode {
+fn list(root: PathBuf, filter: &[String], model: &ModelArgs) -> u8 {
     let selection = match select(&root, filter, model) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     for case in &selection.cases {
@@ -309,8 +474,154 @@ fn list(root: PathBuf, filter: &[String], model: &ModelArgs) -> ExitCode {
         eprintln!("error: {e}");
     }
     if selection.errors.is_empty() {
-        ExitCode::SUCCESS
+        0
     } else {
-        ExitCode::from(2)
+        2
     }
+}
+
+fn export(
+    root: PathBuf,
+    filter: &[String],
+    model: &ModelArgs,
+    out: &Path,
+    options: &ExportOptions,
+) -> u8 {
+    let selection = match select(&root, filter, model) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if !selection.errors.is_empty() {
+        for e in &selection.errors {
+            eprintln!("error: {e}");
+        }
+        eprintln!("error: nothing exported: the reference folder has cases that do not load");
+        return 2;
+    }
+    if selection.cases.is_empty() {
+        eprintln!("error: no case in {} matches {:?}", root.display(), filter);
+        return 2;
+    }
+    let index = match gate::export(&root, &selection.cases, out, options) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut steps = 0;
+    for c in &index.cases {
+        if c.exported {
+            steps += c.steps.len();
+        } else {
+            println!(
+                "not exported: {}: {}",
+                c.id,
+                c.reason.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let exported = index.cases.iter().filter(|c| c.exported).count();
+    println!(
+        "exported {exported} of {} cases ({steps} steps) in layout {}, {}, forget_bias {}, to {} (suite {})",
+        index.cases.len(),
+        index.layout,
+        index.dtype,
+        index.forget_bias,
+        out.display(),
+        index.suite_fingerprint
+    );
+    0
+}
+
+fn check(
+    outputs: &Path,
+    export: Option<PathBuf>,
+    reference: &Path,
+    expectations: Option<&Path>,
+    tolerance: Option<&Tolerance>,
+    format: Format,
+    report_file: Option<&Path>,
+) -> u8 {
+    let expectations = match load_expectations(expectations) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let export = match export {
+        Some(e) => e,
+        None => match gate::read_outputs_info(outputs) {
+            Ok(info) => match info.export {
+                Some(e) => PathBuf::from(e),
+                None => {
+                    eprintln!(
+                        "error: {}/outputs.json names no export folder: give --export",
+                        outputs.display()
+                    );
+                    return 2;
+                }
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
+    };
+    let options = CheckOptions {
+        export_dir: &export,
+        outputs_dir: outputs,
+        reference,
+        tolerance,
+        expectations: expectations.as_ref(),
+    };
+    match gate::check(&options) {
+        Ok(report) => {
+            let name = report
+                .gate
+                .as_ref()
+                .map_or("lstm-parity check".into(), |g| {
+                    format!(
+                        "lstm-parity check {} ({}, {})",
+                        g.implementation, g.layout, g.dtype
+                    )
+                });
+            finish(&report, format, report_file, &name)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+fn compare(base: &Path, new: &Path, format: CompareFormat) -> u8 {
+    let read = |p: &Path| -> Result<serde_json::Value, String> {
+        let text =
+            std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", p.display()))
+    };
+    let delta = match read(base)
+        .and_then(|b| Ok((b, read(new)?)))
+        .and_then(|(b, n)| {
+            report::compare_reports(&b, &n).map_err(|e| {
+                e.replace("base report", &base.display().to_string())
+                    .replace("new report", &new.display().to_string())
+            })
+        }) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    match format {
+        CompareFormat::Table => print!("{}", report::delta_table(&delta)),
+        CompareFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&delta).expect("delta serializes")
+        ),
+    }
+    u8::from(delta.got_worse())
 }

@@ -4,17 +4,18 @@
 use std::fmt;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::case::{Case, CaseError};
 use super::compare::{compare, Comparison};
+use super::diagnose::{self, DiagnoseOptions, Diagnosis};
 use super::suite::{discover, CaseRef, Filter, SuiteError};
 use super::tolerance::Tolerance;
-use crate::dialect::Outputs;
-use crate::lstm::Real;
+use crate::dialect::{DialectError, Outputs, Runner, RustLstm, Step};
+use crate::lstm::{Real, RunOutput};
 
 /// The float type a case is run in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Dtype {
     /// `f32`.
     #[serde(rename = "float32")]
@@ -27,6 +28,17 @@ pub enum Dtype {
 impl Dtype {
     /// Both, float32 first.
     pub const ALL: [Dtype; 2] = [Dtype::F32, Dtype::F64];
+}
+
+impl std::str::FromStr for Dtype {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "float32" => Ok(Dtype::F32),
+            "float64" => Ok(Dtype::F64),
+            _ => Err(format!("unknown dtype {s:?} (dtypes: float32, float64)")),
+        }
+    }
 }
 
 impl fmt::Display for Dtype {
@@ -43,6 +55,10 @@ impl fmt::Display for Dtype {
 pub struct Divergence {
     /// The trace output, e.g. `trace/1/c`.
     pub output: String,
+    /// The layer (`1` in `trace/1/c`).
+    pub layer: Option<usize>,
+    /// `c` or `h`.
+    pub state: Option<String>,
     /// The step (in processing order).
     pub step: usize,
     /// The batch row.
@@ -72,12 +88,35 @@ pub struct CaseRun {
     pub divergence: Option<Divergence>,
     /// Set when the case could not be run at all.
     pub error: Option<String>,
+    /// Expected outputs not compared: they are computed from per-step
+    /// states the implementation did not write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_compared: Vec<String>,
+    /// Why it failed, as far as can be told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<Diagnosis>,
+    /// The reason from an expected-failure list that names this case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_failure: Option<String>,
+    /// What the case exercises (`peepholes`, `reverse`, ...), for the gate's
+    /// compatibility matrix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
 }
 
 impl CaseRun {
     /// Whether every output is within tolerance.
     pub fn passed(&self) -> bool {
         self.error.is_none() && self.comparisons.iter().all(|c| c.passed)
+    }
+
+    /// `pass`, `fail`, or `xfail` (failed, and listed as expected to fail).
+    pub fn verdict(&self) -> &'static str {
+        match (self.passed(), self.expected_failure.is_some()) {
+            (true, _) => "pass",
+            (false, true) => "xfail",
+            (false, false) => "fail",
+        }
     }
 
     /// Largest absolute error over all outputs.
@@ -107,10 +146,26 @@ pub fn check_outputs<T: Real>(
     dtype: Dtype,
     tolerance: Option<&Tolerance>,
 ) -> CaseRun {
+    check_outputs_except(case, outputs, dtype, tolerance, &[])
+}
+
+/// [`check_outputs`], leaving the expected outputs named in `not_compared`
+/// aside (they are listed in [`CaseRun::not_compared`]). When nothing is
+/// left to compare the run fails with an error saying so.
+pub fn check_outputs_except<T: Real>(
+    case: &Case,
+    outputs: &Outputs<T>,
+    dtype: Dtype,
+    tolerance: Option<&Tolerance>,
+    not_compared: &[String],
+) -> CaseRun {
     let tolerance = tolerance.unwrap_or(&case.tolerance);
     let mut comparisons = Vec::new();
     let mut missing = Vec::new();
     for (name, expected) in &case.expected {
+        if not_compared.contains(name) {
+            continue;
+        }
         match outputs.get(name) {
             Some(actual) => comparisons.push(compare(name, actual, expected, tolerance)),
             None => missing.push(name.as_str()),
@@ -120,14 +175,30 @@ pub fn check_outputs<T: Real>(
         .iter()
         .filter_map(|c| c.first_bad_step.as_ref().map(|(step, e)| (step, c, e)))
         .min_by_key(|(step, _, _)| **step)
-        .map(|(step, c, e)| Divergence {
-            output: c.output.clone(),
-            step: *step,
-            batch: e.index[0],
-            unit: e.index[2],
-            actual: e.actual,
-            expected: e.expected,
+        .map(|(step, c, e)| {
+            let parts: Vec<&str> = c.output.split('/').collect();
+            let at = parts.iter().position(|p| *p == "trace");
+            Divergence {
+                output: c.output.clone(),
+                layer: at.and_then(|k| parts.get(k + 1)?.parse().ok()),
+                state: at.and_then(|k| parts.get(k + 2).map(|s| s.to_string())),
+                step: *step,
+                batch: e.index[0],
+                unit: e.index[2],
+                actual: e.actual,
+                expected: e.expected,
+            }
         });
+    let error = if !missing.is_empty() {
+        Some(format!("missing outputs: {}", missing.join(", ")))
+    } else if comparisons.is_empty() && !not_compared.is_empty() {
+        Some(format!(
+            "nothing to compare: every expected output ({}) is computed from per-step states (traces) the implementation did not write",
+            not_compared.join(", ")
+        ))
+    } else {
+        None
+    };
     CaseRun {
         id: case.id.clone(),
         api: case.model.api(),
@@ -135,25 +206,109 @@ pub fn check_outputs<T: Real>(
         tolerance: tolerance.to_string(),
         comparisons,
         divergence,
-        error: (!missing.is_empty()).then(|| format!("missing outputs: {}", missing.join(", "))),
+        error,
+        not_compared: not_compared.to_vec(),
+        diagnosis: None,
+        expected_failure: None,
+        features: Vec::new(),
     }
+}
+
+/// A [`Runner`] that passes each step to another runner and keeps every
+/// step with its result.
+pub struct Recording<'a, T> {
+    inner: &'a mut dyn Runner<T>,
+    /// The steps run so far, with their results.
+    pub steps: Vec<(Step<T>, RunOutput<T>)>,
+}
+
+impl<'a, T> Recording<'a, T> {
+    /// Record what `inner` computes.
+    pub fn new(inner: &'a mut dyn Runner<T>) -> Self {
+        Recording {
+            inner,
+            steps: Vec::new(),
+        }
+    }
+}
+
+impl<T: Real> Runner<T> for Recording<'_, T> {
+    fn run_step(&mut self, step: &Step<T>) -> Result<RunOutput<T>, DialectError> {
+        let out = self.inner.run_step(step)?;
+        self.steps.push((step.clone(), out.clone()));
+        Ok(out)
+    }
+}
+
+fn error_run(case: &Case, dtype: Dtype, tolerance: &Tolerance, error: String) -> CaseRun {
+    CaseRun {
+        id: case.id.clone(),
+        api: case.model.api(),
+        dtype,
+        tolerance: tolerance.to_string(),
+        comparisons: Vec::new(),
+        divergence: None,
+        error: Some(error),
+        not_compared: Vec::new(),
+        diagnosis: None,
+        expected_failure: None,
+        features: Vec::new(),
+    }
+}
+
+/// Run a case with any [`Runner`] (an external implementation, or a test's
+/// deliberately wrong one) and check the results; a failure is diagnosed.
+///
+/// With [`DiagnoseOptions::nan_means_not_written`], expected outputs that
+/// come out holding NaN are not compared: the gate's output reader fills
+/// the per-step states it was not given with NaN (and refuses NaN in what
+/// it was given).
+pub fn check_runner<T: Real>(
+    case: &Case,
+    dtype: Dtype,
+    tolerance: Option<&Tolerance>,
+    runner: &mut dyn Runner<T>,
+    options: DiagnoseOptions,
+) -> CaseRun {
+    let level = tolerance.unwrap_or(&case.tolerance);
+    let mut recording = Recording::new(runner);
+    let outputs = match case
+        .model
+        .run_with::<T>(&case.variables, &case.inputs, &mut recording)
+    {
+        Ok(o) => o,
+        Err(e) => return error_run(case, dtype, level, e.to_string()),
+    };
+    let not_compared: Vec<String> = case
+        .expected
+        .keys()
+        .filter(|name| {
+            options.nan_means_not_written
+                && outputs
+                    .get(*name)
+                    .is_some_and(|a| a.iter().any(|v| v.is_nan()))
+        })
+        .cloned()
+        .collect();
+    let mut run = check_outputs_except(case, &outputs, dtype, tolerance, &not_compared);
+    if !run.passed() {
+        let compared: Vec<String> = run.comparisons.iter().map(|c| c.output.clone()).collect();
+        let d = diagnose::diagnose(case, &outputs, &recording.steps, &compared, level, options);
+        run.diagnosis = (!d.is_empty()).then_some(d);
+    }
+    run
 }
 
 /// Run a loaded case through the Rust LSTM in `dtype` and check it.
 pub fn run_case(case: &Case, dtype: Dtype, tolerance: Option<&Tolerance>) -> CaseRun {
     fn go<T: Real>(case: &Case, dtype: Dtype, tolerance: Option<&Tolerance>) -> CaseRun {
-        match case.model.run::<T>(&case.variables, &case.inputs) {
-            Ok(outputs) => check_outputs(case, &outputs, dtype, tolerance),
-            Err(e) => CaseRun {
-                id: case.id.clone(),
-                api: case.model.api(),
-                dtype,
-                tolerance: tolerance.unwrap_or(&case.tolerance).to_string(),
-                comparisons: Vec::new(),
-                divergence: None,
-                error: Some(e.to_string()),
-            },
-        }
+        check_runner::<T>(
+            case,
+            dtype,
+            tolerance,
+            &mut RustLstm,
+            DiagnoseOptions::default(),
+        )
     }
     match dtype {
         Dtype::F32 => go::<f32>(case, dtype, tolerance),

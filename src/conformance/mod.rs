@@ -7,6 +7,10 @@
 pub mod case;
 pub mod check;
 pub mod compare;
+pub mod diagnose;
+pub mod expectations;
+pub mod gate;
+pub mod junit;
 pub mod manifest;
 pub mod npy;
 pub mod report;
@@ -14,6 +18,9 @@ pub mod suite;
 pub mod tolerance;
 
 pub use case::{Case, CaseError, CaseErrorKind};
-pub use check::{check_outputs, run_all, run_case, select, CaseRun, Dtype, Selection};
+pub use check::{
+    check_outputs, check_outputs_except, check_runner, run_all, run_case, select, CaseRun, Dtype,
+    Recording, Selection,
+};
 pub use suite::{discover, Filter, ModelFilter};
 pub use tolerance::Tolerance;

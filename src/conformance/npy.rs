@@ -238,3 +238,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     result
 }
+
+/// A tensor as the bytes of an `.npy` file (little-endian, C order).
+///
+/// # Errors
+/// An [`NpyError::Write`] when encoding fails.
+pub fn to_bytes(tensor: &Tensor) -> Result<Vec<u8>, NpyError> {
+    let mut bytes = Vec::new();
+    match tensor {
+        Tensor::F32(a) => write_array(&mut bytes, a),
+        Tensor::F64(a) => write_array(&mut bytes, a),
+        Tensor::I32(a) => write_array(&mut bytes, a),
+        Tensor::Bool(a) => write_array(&mut bytes, a),
+    }
+    .map_err(NpyError::Write)?;
+    Ok(bytes)
+}
+
+/// [`write_atomic`] without flushing to disk before the rename: readers
+/// still never see a partial file, but a crash may lose it. For files that
+/// are regenerated rather than kept (gate exports and outputs), where one
+/// `fsync` per file would cost seconds per export.
+///
+/// # Errors
+/// The I/O error; the temporary file is removed on failure.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}

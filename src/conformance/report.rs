@@ -1,50 +1,148 @@
-//! Reports: a human table, failure details, JSON.
+//! Reports: a human table, failure details, JSON, and what changed between
+//! two JSON reports. JUnit XML is in [`super::junit`].
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::case::CaseError;
 use super::check::CaseRun;
 
-/// Counts over a run.
+/// A load or input error, naming the case and file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportError {
+    /// The case id.
+    pub case: String,
+    /// The file concerned.
+    pub file: Option<String>,
+    /// What is wrong, in full.
+    pub message: String,
+}
+
+impl From<&CaseError> for ReportError {
+    fn from(e: &CaseError) -> Self {
+        ReportError {
+            case: e.case.clone(),
+            file: e.file.clone(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A case the gate did not check: its layout cannot express it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// The case id.
+    pub id: String,
+    /// Its API.
+    pub api: String,
+    /// Why it was not exported.
+    pub reason: String,
+    /// What it exercises.
+    #[serde(default)]
+    pub features: Vec<String>,
+}
+
+/// What a gate check checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateInfo {
+    /// The export's layout.
+    pub layout: String,
+    /// The export's dtype.
+    pub dtype: String,
+    /// `kept` or `folded`.
+    pub forget_bias: String,
+    /// The suite fingerprint of the export.
+    pub suite_fingerprint: String,
+    /// The implementation, as its outputs name it.
+    pub implementation: String,
+}
+
+/// Everything a `run` or `check` found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// One verdict per case (and dtype).
+    pub runs: Vec<CaseRun>,
+    /// Cases that could not be loaded or whose outputs are unreadable.
+    pub errors: Vec<ReportError>,
+    /// Cases not checked (not exported).
+    pub skipped: Vec<Skipped>,
+    /// Stale entries of an expected-failure list.
+    pub expectation_errors: Vec<String>,
+    /// Set for a gate check.
+    pub gate: Option<GateInfo>,
+}
+
+/// Counts over a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Summary {
     /// Case runs within tolerance.
     pub passed: usize,
-    /// Case runs out of tolerance or that could not run.
+    /// Case runs out of tolerance or that could not run, not expected to fail.
     pub failed: usize,
-    /// Cases that could not be loaded.
+    /// Case runs that failed and are listed as expected to fail.
+    pub expected_failures: usize,
+    /// Cases that could not be loaded, or whose outputs are unreadable.
     pub errors: usize,
+    /// Cases not checked (not exported).
+    pub skipped: usize,
+    /// Stale entries of an expected-failure list.
+    pub expectation_errors: usize,
 }
 
-impl Summary {
-    /// Count `runs` and load `errors`.
-    pub fn of(runs: &[CaseRun], errors: &[CaseError]) -> Summary {
-        let passed = runs.iter().filter(|r| r.passed()).count();
+impl Report {
+    /// A report of `runs` and load `errors`.
+    pub fn new(runs: Vec<CaseRun>, errors: &[CaseError]) -> Report {
+        Report {
+            runs,
+            errors: errors.iter().map(ReportError::from).collect(),
+            ..Report::default()
+        }
+    }
+
+    /// The counts.
+    pub fn summary(&self) -> Summary {
+        let count = |v: &str| self.runs.iter().filter(|r| r.verdict() == v).count();
         Summary {
-            passed,
-            failed: runs.len() - passed,
-            errors: errors.len(),
+            passed: count("pass"),
+            failed: count("fail"),
+            expected_failures: count("xfail"),
+            errors: self.errors.len(),
+            skipped: self.skipped.len(),
+            expectation_errors: self.expectation_errors.len(),
+        }
+    }
+
+    /// `2` when there are errors, else `1` when a case failed unexpectedly
+    /// or an expected-failure entry is stale, else `0`.
+    pub fn exit_code(&self) -> u8 {
+        let s = self.summary();
+        if s.errors > 0 {
+            2
+        } else if s.failed > 0 || s.expectation_errors > 0 {
+            1
+        } else {
+            0
         }
     }
 }
 
 /// The failure details of one run: for each output out of tolerance, the
-/// worst element, both values, the errors, the count out of tolerance; and
-/// the first step where the per-step states part.
+/// worst element, both values, the errors, the count out of tolerance; the
+/// first step (and layer) where the per-step states part; and the
+/// diagnosis.
 pub fn failure_detail(run: &CaseRun) -> String {
     let mut s = String::new();
+    let head = format!("{} [{}]", run.id, run.dtype);
     if let Some(e) = &run.error {
-        let _ = writeln!(s, "{} [{}]: error: {e}", run.id, run.dtype);
+        let _ = writeln!(s, "{head}: error: {e}");
     }
     for c in run.comparisons.iter().filter(|c| !c.passed) {
         if let Some(w) = &c.inconsistent_recording {
             let _ = writeln!(
                 s,
-                "{} [{}] output {}: the recording is inconsistent: float32 expectation {:.9e} vs float64 {:.9e} at {} (more than {} float32 epsilons apart)",
-                run.id,
-                run.dtype,
+                "{head} output {}: the recording is inconsistent: float32 expectation {:.9e} vs float64 {:.9e} at {} (more than {} float32 epsilons apart)",
                 c.output,
                 w.actual,
                 w.expected,
@@ -54,8 +152,8 @@ pub fn failure_detail(run: &CaseRun) -> String {
         }
         let _ = write!(
             s,
-            "{} [{}] output {}: {} of {} elements out of tolerance ({} against {}); max abs {:.3e}, max rel {:.3e}, max ulp {}",
-            run.id, run.dtype, c.output, c.out_of_tolerance, c.count, c.bound, c.against, c.max_abs, c.max_rel, c.max_ulp
+            "{head} output {}: {} of {} elements out of tolerance ({} against {}); max abs {:.3e}, max rel {:.3e}, max ulp {}",
+            c.output, c.out_of_tolerance, c.count, c.bound, c.against, c.max_abs, c.max_rel, c.max_ulp
         );
         if c.nan_mismatches > 0 {
             let _ = write!(s, ", {} NaN mismatches", c.nan_mismatches);
@@ -70,11 +168,56 @@ pub fn failure_detail(run: &CaseRun) -> String {
         s.push('\n');
     }
     if let Some(d) = &run.divergence {
+        let _ = write!(
+            s,
+            "{head} first divergence: step {} in {} (batch {}, unit {}): got {:.9e}, expected {:.9e}",
+            d.step, d.output, d.batch, d.unit, d.actual, d.expected
+        );
+        if let (Some(layer), Some(state)) = (d.layer, &d.state) {
+            let _ = write!(s, "; layer {layer}, state {state}");
+        }
+        s.push('\n');
+    }
+    if !run.not_compared.is_empty() {
         let _ = writeln!(
             s,
-            "{} [{}] first divergence: step {} in {} (batch {}, unit {}): got {:.9e}, expected {:.9e}",
-            run.id, run.dtype, d.step, d.output, d.batch, d.unit, d.actual, d.expected
+            "{head} not compared (need per-step states the implementation did not write): {}",
+            run.not_compared.join(", ")
         );
+    }
+    if let Some(diag) = &run.diagnosis {
+        for d in &diag.steps {
+            let when = d.time.map_or("after the last step".to_string(), |t| {
+                format!("at time step {t}")
+            });
+            let _ = write!(
+                s,
+                "{head} step {:?} parts from the Rust LSTM {when}, layer {}, batch {}, unit {} ({} from {}): got {:.9e}, expected {:.9e}",
+                d.step, d.layer, d.batch, d.unit, d.state, d.source, d.actual, d.expected
+            );
+            if let Some(k) = d.forget_offset {
+                let _ = write!(
+                    s,
+                    "; explained by a constant offset of {k:+.3} in the forget pre-activation"
+                );
+            }
+            s.push('\n');
+        }
+        if let Some(g) = &diag.gate {
+            let alone = if g.gates_out.len() == 1 {
+                format!(" (only {} of i, f, o, ci is out at that step)", g.gate)
+            } else {
+                format!(" (out at that step: {})", g.gates_out.join(", "))
+            };
+            let _ = writeln!(
+                s,
+                "{head} gate {} leaves tolerance first: step {}, batch {}, unit {}: got {:.9e}, expected {:.9e}{alone}",
+                g.gate, g.time, g.batch, g.unit, g.actual, g.expected
+            );
+        }
+        for h in &diag.hints {
+            let _ = writeln!(s, "{head} hint: {}", h.message);
+        }
     }
     s
 }
@@ -88,18 +231,30 @@ fn at(output: &str, index: &[usize]) -> String {
     }
 }
 
-/// The human table: one line per case and dtype, failure details, load
-/// errors, and a summary line.
-pub fn table(runs: &[CaseRun], errors: &[CaseError]) -> String {
+/// The human table: one line per case and dtype, failure details, cases
+/// not checked, errors, stale expectations, and a summary line.
+pub fn table(report: &Report) -> String {
+    let runs = &report.runs;
     let width = runs.iter().map(|r| r.id.len()).max().unwrap_or(4).max(4);
     let mut s = String::new();
+    if let Some(g) = &report.gate {
+        let _ = writeln!(
+            s,
+            "gate: {} in layout {} ({}, forget_bias {}), suite {}\n",
+            g.implementation, g.layout, g.dtype, g.forget_bias, g.suite_fingerprint
+        );
+    }
     let _ = writeln!(
         s,
         "{:<width$}  {:<7}  {:>10}  {:>8}  verdict",
         "case", "dtype", "max abs", "max ulp"
     );
     for r in runs {
-        let verdict = if r.passed() { "ok" } else { "FAIL" };
+        let verdict = match r.verdict() {
+            "pass" => "ok",
+            "xfail" => "expected failure",
+            _ => "FAIL",
+        };
         let _ = writeln!(
             s,
             "{:<width$}  {:<7}  {:>10.3e}  {:>8}  {verdict}",
@@ -109,30 +264,66 @@ pub fn table(runs: &[CaseRun], errors: &[CaseError]) -> String {
             r.max_ulp()
         );
     }
-    let failures: Vec<&CaseRun> = runs.iter().filter(|r| !r.passed()).collect();
+    let failures: Vec<&CaseRun> = runs.iter().filter(|r| r.verdict() == "fail").collect();
     if !failures.is_empty() {
         s.push_str("\nfailures:\n");
         for r in failures {
             s.push_str(&failure_detail(r));
         }
     }
-    if !errors.is_empty() {
+    let expected: Vec<&CaseRun> = runs.iter().filter(|r| r.verdict() == "xfail").collect();
+    if !expected.is_empty() {
+        s.push_str("\nexpected failures:\n");
+        for r in expected {
+            let _ = writeln!(
+                s,
+                "{} [{}]: {}",
+                r.id,
+                r.dtype,
+                r.expected_failure.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if !report.skipped.is_empty() {
+        s.push_str("\nnot exported (the layout cannot express them):\n");
+        for k in &report.skipped {
+            let _ = writeln!(s, "{}: {}", k.id, k.reason);
+        }
+    }
+    if !report.errors.is_empty() {
         s.push_str("\nerrors:\n");
-        for e in errors {
+        for e in &report.errors {
+            let _ = writeln!(s, "{}", e.message);
+        }
+    }
+    if !report.expectation_errors.is_empty() {
+        s.push_str("\nexpected-failure list:\n");
+        for e in &report.expectation_errors {
             let _ = writeln!(s, "{e}");
         }
     }
-    let sum = Summary::of(runs, errors);
-    let _ = writeln!(
+    let sum = report.summary();
+    let _ = write!(
         s,
         "\n{} passed, {} failed, {} errors",
         sum.passed, sum.failed, sum.errors
     );
+    if report.gate.is_some() || sum.expected_failures > 0 || sum.expectation_errors > 0 {
+        let _ = write!(
+            s,
+            ", {} expected failures, {} not exported, {} stale expectations",
+            sum.expected_failures, sum.skipped, sum.expectation_errors
+        );
+    }
+    s.push('\n');
     s
 }
 
-/// The JSON report: `{"summary": {...}, "cases": [...], "errors": [...]}`.
-pub fn json(runs: &[CaseRun], errors: &[CaseError]) -> serde_json::Value {
+/// The JSON report: `{"kind", "summary", "gate", "cases": [...],
+/// "skipped": [...], "errors": [...], "expectation_errors": [...]}`;
+/// every case carries `verdict` (`pass`, `fail`, `xfail`), `max_abs` and
+/// `max_ulp` besides its comparisons and diagnosis.
+pub fn json(report: &Report) -> serde_json::Value {
     #[derive(Serialize)]
     struct Entry<'a> {
         #[serde(flatten)]
@@ -141,18 +332,215 @@ pub fn json(runs: &[CaseRun], errors: &[CaseError]) -> serde_json::Value {
         max_abs: f64,
         max_ulp: u64,
     }
-    let cases: Vec<Entry> = runs
+    let cases: Vec<Entry> = report
+        .runs
         .iter()
         .map(|r| Entry {
             run: r,
-            verdict: if r.passed() { "pass" } else { "fail" },
+            verdict: r.verdict(),
             max_abs: r.max_abs(),
             max_ulp: r.max_ulp(),
         })
         .collect();
     serde_json::json!({
-        "summary": Summary::of(runs, errors),
+        "kind": if report.gate.is_some() { "check" } else { "run" },
+        "summary": report.summary(),
+        "gate": report.gate,
         "cases": cases,
-        "errors": errors.iter().map(|e| serde_json::json!({"case": e.case, "file": e.file, "message": e.to_string()})).collect::<Vec<_>>(),
+        "skipped": report.skipped,
+        "errors": report.errors,
+        "expectation_errors": report.expectation_errors,
     })
+}
+
+// ---------------------------------------------------------------------------
+// Base/new comparison of two JSON reports.
+
+/// One case whose verdict or error changed between two reports.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Change {
+    /// Case id.
+    pub id: String,
+    /// Dtype.
+    pub dtype: String,
+    /// Verdict in the base report (`None`: absent).
+    pub base: Option<String>,
+    /// Verdict in the new report (`None`: absent).
+    pub new: Option<String>,
+    /// Largest absolute error in the base report.
+    pub base_max_abs: Option<f64>,
+    /// Largest absolute error in the new report.
+    pub new_max_abs: Option<f64>,
+}
+
+/// What changed between a base and a new report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Delta {
+    /// Passed (or was skipped) before, fails now.
+    pub newly_failing: Vec<Change>,
+    /// Not in the base report, fails in the new one.
+    pub new_failing: Vec<Change>,
+    /// Failed in both, with a larger error now.
+    pub worse: Vec<Change>,
+    /// Failed before, passes now.
+    pub fixed: Vec<Change>,
+    /// Failed in both, with a smaller error now.
+    pub better: Vec<Change>,
+    /// Not in the base report, passes in the new one.
+    pub new_passing: Vec<Change>,
+    /// In the base report, absent from the new one.
+    pub removed: Vec<Change>,
+    /// Passed or was skipped before and still does.
+    pub unchanged: usize,
+}
+
+impl Delta {
+    /// Whether anything got worse (newly or new failing, or larger errors).
+    pub fn got_worse(&self) -> bool {
+        !self.newly_failing.is_empty() || !self.new_failing.is_empty() || !self.worse.is_empty()
+    }
+}
+
+/// `(verdict, max_abs)` per `(id, dtype)`.
+type Verdicts = BTreeMap<(String, String), (String, Option<f64>)>;
+
+/// The verdicts of a JSON report.
+fn verdicts(report: &serde_json::Value, what: &str) -> Result<Verdicts, String> {
+    let cases = report
+        .get("cases")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| {
+            format!("{what}: not a JSON report of `run` or `check` (no \"cases\" list)")
+        })?;
+    let mut out = BTreeMap::new();
+    for c in cases {
+        let field = |k: &str| c.get(k).and_then(serde_json::Value::as_str);
+        let (Some(id), Some(dtype), Some(verdict)) =
+            (field("id"), field("dtype"), field("verdict"))
+        else {
+            return Err(format!("{what}: a case without id, dtype or verdict: {c}"));
+        };
+        let max_abs = c.get("max_abs").and_then(serde_json::Value::as_f64);
+        out.insert(
+            (id.to_string(), dtype.to_string()),
+            (verdict.to_string(), max_abs),
+        );
+    }
+    let dtype = report
+        .pointer("/gate/dtype")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("-")
+        .to_string();
+    for k in report
+        .get("skipped")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(id) = k.get("id").and_then(serde_json::Value::as_str) {
+            out.insert((id.to_string(), dtype.clone()), ("skipped".into(), None));
+        }
+    }
+    for e in report
+        .get("errors")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(id) = e.get("case").and_then(serde_json::Value::as_str) {
+            out.insert((id.to_string(), dtype.clone()), ("error".into(), None));
+        }
+    }
+    Ok(out)
+}
+
+/// Compare two JSON reports (of `run` or `check`): what got better and
+/// what got worse, per case and dtype.
+///
+/// # Errors
+/// When a report is not a `run`/`check` JSON report.
+pub fn compare_reports(base: &serde_json::Value, new: &serde_json::Value) -> Result<Delta, String> {
+    let base = verdicts(base, "base report")?;
+    let new = verdicts(new, "new report")?;
+    let bad = |v: &str| matches!(v, "fail" | "xfail" | "error");
+    let mut delta = Delta::default();
+    let keys: std::collections::BTreeSet<_> = base.keys().chain(new.keys()).cloned().collect();
+    for key in keys {
+        let b = base.get(&key);
+        let n = new.get(&key);
+        let change = Change {
+            id: key.0.clone(),
+            dtype: key.1.clone(),
+            base: b.map(|v| v.0.clone()),
+            new: n.map(|v| v.0.clone()),
+            base_max_abs: b.and_then(|v| v.1),
+            new_max_abs: n.and_then(|v| v.1),
+        };
+        match (b, n) {
+            (None, Some(n)) if bad(&n.0) => delta.new_failing.push(change),
+            (None, Some(_)) => delta.new_passing.push(change),
+            (Some(_), None) => delta.removed.push(change),
+            (Some(b), Some(n)) => match (bad(&b.0), bad(&n.0)) {
+                (false, true) => delta.newly_failing.push(change),
+                (true, false) => delta.fixed.push(change),
+                (true, true) => match (b.1, n.1) {
+                    (Some(x), Some(y)) if y > x => delta.worse.push(change),
+                    (Some(x), Some(y)) if y < x => delta.better.push(change),
+                    _ if b.0 != n.0 && n.0 == "error" => delta.worse.push(change),
+                    _ if b.0 != n.0 => delta.better.push(change),
+                    _ => delta.unchanged += 1,
+                },
+                (false, false) => delta.unchanged += 1,
+            },
+            (None, None) => {}
+        }
+    }
+    Ok(delta)
+}
+
+/// The base/new comparison for people: newly failing cases first.
+pub fn delta_table(delta: &Delta) -> String {
+    let mut s = String::new();
+    let abs = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3e}"));
+    let verdict = |v: &Option<String>| v.clone().unwrap_or_else(|| "absent".into());
+    let sections: [(&str, &Vec<Change>); 7] = [
+        ("newly failing", &delta.newly_failing),
+        ("new cases, failing", &delta.new_failing),
+        ("worse (larger error)", &delta.worse),
+        ("fixed", &delta.fixed),
+        ("better (smaller error)", &delta.better),
+        ("new cases, passing", &delta.new_passing),
+        ("removed", &delta.removed),
+    ];
+    for (title, changes) in sections {
+        if changes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "{title} ({}):", changes.len());
+        for c in changes {
+            let _ = writeln!(
+                s,
+                "  {} [{}]: {} -> {}, max abs {} -> {}",
+                c.id,
+                c.dtype,
+                verdict(&c.base),
+                verdict(&c.new),
+                abs(c.base_max_abs),
+                abs(c.new_max_abs)
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "{} newly failing, {} new failing, {} worse, {} fixed, {} better, {} new passing, {} removed, {} unchanged",
+        delta.newly_failing.len(),
+        delta.new_failing.len(),
+        delta.worse.len(),
+        delta.fixed.len(),
+        delta.better.len(),
+        delta.new_passing.len(),
+        delta.removed.len(),
+        delta.unchanged
+    );
+    s
 }

@@ -24,6 +24,17 @@ pub const F64_EPS: f64 = 256.0;
 /// widen the tolerance it is the basis of.
 pub const RECORDING_F32_EPS: f64 = 64.0;
 
+/// Diagnostics: the forget-gate offset test at the first diverging step
+/// (`diagnose`) uses units whose previous cell state is at least this large
+/// (smaller ones leave the implied forget gate too noisy).
+pub const FORGET_OFFSET_MIN_C_PREV: f64 = 1e-2;
+/// Diagnostics: the implied offsets of the forget pre-activation count as
+/// one constant when they all lie within this width (float32 noise on the
+/// implied gate is below 1e-2 for the units used).
+pub const FORGET_OFFSET_SPREAD: f64 = 5e-2;
+/// Diagnostics: the smallest constant forget offset reported.
+pub const FORGET_OFFSET_MIN: f64 = 5e-2;
+
 /// A tolerance level.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Tolerance {

@@ -15,6 +15,7 @@ use crate::tensor::Tensor;
 
 pub mod block;
 pub mod keras;
+pub mod layout;
 pub mod tf1;
 
 /// Named tensors (variables or inputs) as a dialect receives them.

@@ -1,0 +1,176 @@
+//! Strict expected-failure lists: cases an implementation is known to get
+//! wrong, each with the reason.
+//!
+//! Every listed case still runs. A listed case that passes is an error (the
+//! entry is stale: remove it), and so is an entry that matches no checked
+//! case. The file is TOML or JSON (by its extension):
+//!
+//! ```toml
+//! [[expected_failure]]
+//! case = "tf1/rand-023-*"          # a case id, or a glob over case ids
+//! reason = "onnxruntime returns zeros in Y_h/Y_c for sequence_lens 0 instead of initial_h/initial_c"
+//! layouts = ["onnx"]               # optional: only when checking these layouts
+//! dtypes = ["float32"]             # optional: only for these dtypes
+//! ```
+//!
+//! JSON: `{"expected_failure": [{"case": ..., "reason": ..., ...}]}`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::check::CaseRun;
+use crate::dialect::layout::Layout;
+
+/// An expected-failure list.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectations {
+    /// The entries, in file order.
+    #[serde(default, rename = "expected_failure")]
+    pub entries: Vec<Entry>,
+}
+
+/// One expected failure.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// A case id or a glob over case ids.
+    pub case: String,
+    /// Why it fails: required, one line.
+    pub reason: String,
+    /// Only when checking these layouts (all when empty).
+    #[serde(default)]
+    pub layouts: Vec<String>,
+    /// Only for these dtypes (all when empty).
+    #[serde(default)]
+    pub dtypes: Vec<String>,
+}
+
+/// A list that cannot be read or is malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("expected-failure list {}: {message}", path.display())]
+pub struct ExpectationsError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Entry {
+    fn matches_id(&self, id: &str) -> bool {
+        if self.case.contains(['*', '?', '[']) {
+            glob::Pattern::new(&self.case).is_ok_and(|p| p.matches(id))
+        } else {
+            self.case == id
+        }
+    }
+
+    fn applies(&self, layout: Option<&str>) -> bool {
+        match layout {
+            None => self.layouts.is_empty(),
+            Some(l) => self.layouts.is_empty() || self.layouts.iter().any(|x| x == l),
+        }
+    }
+
+    fn applies_to_dtype(&self, dtype: &str) -> bool {
+        self.dtypes.is_empty() || self.dtypes.iter().any(|d| d == dtype)
+    }
+}
+
+impl Expectations {
+    /// Read a `.toml` or `.json` list.
+    ///
+    /// # Errors
+    /// An [`ExpectationsError`] naming the file: unreadable, unknown
+    /// extension, not the format, an empty reason, a bad glob, an unknown
+    /// layout or dtype.
+    pub fn load(path: &Path) -> Result<Expectations, ExpectationsError> {
+        let err = |message: String| ExpectationsError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let list: Expectations = match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => toml::from_str(&text).map_err(|e| err(e.to_string()))?,
+            Some("json") => serde_json::from_str(&text).map_err(|e| err(e.to_string()))?,
+            _ => return Err(err("the file name must end in .toml or .json".into())),
+        };
+        list.validate().map_err(err)?;
+        Ok(list)
+    }
+
+    /// Check every entry's fields.
+    ///
+    /// # Errors
+    /// The first problem, naming the entry.
+    pub fn validate(&self) -> Result<(), String> {
+        for (k, e) in self.entries.iter().enumerate() {
+            let name = format!("entry {} ({:?})", k + 1, e.case);
+            if e.case.trim().is_empty() {
+                return Err(format!("entry {}: empty case", k + 1));
+            }
+            if e.reason.trim().is_empty() {
+                return Err(format!("{name}: a reason is required"));
+            }
+            if e.case.contains(['*', '?', '[']) {
+                glob::Pattern::new(&e.case).map_err(|x| format!("{name}: bad glob: {x}"))?;
+            }
+            for l in &e.layouts {
+                l.parse::<Layout>().map_err(|x| format!("{name}: {x}"))?;
+            }
+            for d in &e.dtypes {
+                if !matches!(d.as_str(), "float32" | "float64") {
+                    return Err(format!(
+                        "{name}: unknown dtype {d:?} (dtypes: float32, float64)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Mark the runs this list expects to fail (setting
+    /// [`CaseRun::expected_failure`]) and return the list's stale entries:
+    /// a listed case that passed, an entry that matches no run. `layout`
+    /// is the gate layout checked (`None` for the Rust LSTM's own run);
+    /// `unchecked` are case ids known but not run (not exported), named in
+    /// the message when an entry matches only those.
+    pub fn apply(
+        &self,
+        runs: &mut [CaseRun],
+        layout: Option<&str>,
+        unchecked: &[String],
+    ) -> Vec<String> {
+        let mut stale = Vec::new();
+        for entry in self.entries.iter().filter(|e| e.applies(layout)) {
+            let mut matched = 0;
+            for run in runs.iter_mut() {
+                if !entry.matches_id(&run.id) || !entry.applies_to_dtype(&run.dtype.to_string()) {
+                    continue;
+                }
+                matched += 1;
+                if run.passed() {
+                    stale.push(format!(
+                        "{} [{}] is listed as expected to fail ({:?}: {}) but passed: remove it from the list",
+                        run.id, run.dtype, entry.case, entry.reason
+                    ));
+                } else if run.expected_failure.is_none() {
+                    run.expected_failure = Some(entry.reason.clone());
+                }
+            }
+            if matched == 0 {
+                let only_unchecked = unchecked.iter().any(|id| entry.matches_id(id));
+                stale.push(if only_unchecked {
+                    format!(
+                        "{:?} matches only cases that were not checked (not exported): remove it from the list",
+                        entry.case
+                    )
+                } else {
+                    format!("{:?} matches no case: remove it from the list", entry.case)
+                });
+            }
+        }
+        stale
+    }
+}
