@@ -538,12 +538,38 @@ impl Model {
             let derived = Array2::from_shape_fn((batch, time), |(b, t)| {
                 x.slice(s![b, t, ..]).iter().any(|&v| v != value)
             });
+            if self.keras == KerasVersion::Keras3 && self.has_initial_state(inputs) {
+                // Keras 3 quirk (measured, 3.15): called with initial_state,
+                // the layer does not receive the mask Masking attaches; it
+                // runs unmasked over Masking's output, which is zero at the
+                // masked steps. An explicit mask still applies.
+                let mut zeroed = x;
+                for ((b, t), keep) in derived.indexed_iter() {
+                    if !keep {
+                        zeroed.slice_mut(s![b, t, ..]).fill(T::zero());
+                    }
+                }
+                return Ok((zeroed, mask));
+            }
             mask = Some(match mask {
                 Some(given) => given & derived,
                 None => derived,
             });
         }
         Ok((x, mask))
+    }
+
+    fn has_initial_state(&self, inputs: &Tensors) -> bool {
+        inputs.keys().any(|k| k.starts_with("initial_state/"))
+    }
+
+    /// Keras quirk (measured in Keras 3.15 and tf-keras 2.21, the unrolled
+    /// loop of `backend.rnn`): with `unroll`, a mask and zero outputs for
+    /// masked steps, the loop repeats the previous output at masked steps,
+    /// then zeroes `outputs[:, k]` (processing order) where `mask[:, k]`
+    /// (input order) is false. Without `go_backwards` the two orders agree.
+    fn unrolled_zero_output_quirk(&self) -> bool {
+        self.unroll
     }
 
     fn initial_states<T: Real>(
@@ -616,6 +642,7 @@ impl Model {
                     initial,
                     self.go_backwards,
                     masked,
+                    self.unrolled_zero_output_quirk(),
                 )?;
                 out.insert(
                     format!("{prefix}{output_name}"),
@@ -650,6 +677,7 @@ impl Model {
                     fw_init,
                     fw_dir.go_backwards,
                     masked,
+                    self.unrolled_zero_output_quirk(),
                 )?;
                 let bw = pass.run(
                     "bw",
@@ -659,6 +687,7 @@ impl Model {
                     bw_init,
                     bw_dir.go_backwards,
                     masked,
+                    self.unrolled_zero_output_quirk(),
                 )?;
                 let y = self.select_output(&fw.run.outputs);
                 let mut y_rev = self.select_output(&bw.run.outputs);
@@ -829,17 +858,31 @@ impl<T: Real> Pass<'_, T> {
         initial: Option<Vec<lstm::State<T>>>,
         go_backwards: bool,
         masked_output: MaskedOutput,
+        unrolled: bool,
     ) -> Result<LayerRun<T>, DialectError> {
-        let run = self.runner.run_step(&super::Step {
+        // See `Model::unrolled_zero_output_quirk`.
+        let quirk = unrolled && masked_output == MaskedOutput::Zero && mask.is_some();
+        let mut run = self.runner.run_step(&super::Step {
             name: format!("{}{name}", self.step_prefix),
             layers,
             inputs: x.clone(),
             initial_state: initial,
             mask: mask.cloned(),
-            masked_output,
+            masked_output: if quirk {
+                MaskedOutput::RepeatPrevious
+            } else {
+                masked_output
+            },
             reverse: go_backwards,
             depends_on_earlier_steps: self.dependent,
         })?;
+        if let (true, Some(mask)) = (quirk, mask) {
+            for ((b, k), keep) in mask.indexed_iter() {
+                if !keep {
+                    run.outputs.slice_mut(s![b, k, ..]).fill(T::zero());
+                }
+            }
+        }
         Ok(LayerRun { run })
     }
 }
