@@ -1,6 +1,6 @@
 """Compare a fresh recording with the committed references (used by `regenerate --check`).
 
-Usage: check_recording.py REFERENCE_ROOT NEW_ROOT [--suites tf1 keras3]
+Usage: check_recording.py REFERENCE_ROOT NEW_ROOT [--suites tf1 keras3 block tfkeras]
 
 For every suite recorded under NEW_ROOT (default: the suites present there),
 it fails, naming the case and the file, when:

@@ -1,22 +1,27 @@
 """Record the `keras3` reference suite: Keras 3 LSTM layers run by Keras itself.
 
 Run WITHOUT TF_USE_LEGACY_KERAS (removed here before TensorFlow is imported),
-so that `keras` is Keras 3 on the TensorFlow backend. Layers:
-`keras.layers.LSTM` and `keras.layers.RNN(keras.layers.StackedRNNCells([LSTMCell...]))`,
-with explicit names so the variable paths are stable.
+so that `keras` is Keras 3 on the TensorFlow backend. Cases:
 
-Every case is run twice: layers built with dtype "float32" and with dtype
+  nb002-*, rand-*   the original 24 cases (LSTM and RNN(StackedRNNCells)), unchanged
+  canary-<trap>     one trap each (lstm_record/keras_cases.py canary_cases)
+  quirk-<what>      Keras behaviours reference/README.md does not describe
+  grid-NNN-<tags>   seeded random cases over every option: LSTM / LSTMCell options,
+                    masks and Masking, RNN(StackedRNNCells) and RNN([cells]),
+                    Bidirectional (all merge modes, backward_layer), Sequential stacks,
+                    stateful, unroll, initial states, dropout at inference
+
+Every case is run twice: models built with dtype "float32" and with dtype
 "float64" (checked: float64 variables and outputs), with the same
 float32-valued weights assigned by variable path. Per-step states come from
-Keras: the layer's own cell object is wrapped in `TraceCell`, whose output is
-`[output, h0, c0, h1, c1, ...]`, and run through `keras.layers.RNN` with the
-same go_backwards and initial state; its output part is checked equal to the
-layer's output and its last step to the layer's returned states.
+Keras (lstm_record/keras_runner.py). Every case is re-checked against the
+float64 NumPy model lstm_record/keras_numpy.py.
 
 Usage: record_keras3.py --out ROOT   (writes ROOT/keras3/<case>/)
 """
 
 import argparse
+import functools
 import pathlib
 import sys
 import time
@@ -29,8 +34,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 
-from lstm_record import numpy_lstm  # noqa: E402
-from lstm_record.case_writer import Case  # noqa: E402
+from lstm_record import keras_cases, keras_numpy, parallel  # noqa: E402
+from lstm_record.keras_runner import KerasRunner  # noqa: E402
 from lstm_record.weights import Generator  # noqa: E402
 
 SCRIPT = "scripts/record_keras3.py"
@@ -39,121 +44,13 @@ NOTEBOOK_INPUT_2x3x6 = [
     [[1, 2, 3, 4, 3, 2], [1, 2, 1, 1, 1, 2], [1, 2, 2, 2, 2, 2]],
     [[1, 2, 3, 4, 3, 2], [3, 2, 2, 1, 1, 2], [0, 0, 0, 0, 3, 2]],
 ]
-TRACE_NOTE = (
-    "trace/*: per-step (h, c) computed by Keras: the layer's own cell object wrapped in a "
-    "pass-through cell whose output is [output, h0, c0, ...], run through keras.layers.RNN with the "
-    "same go_backwards and initial state; checked equal to the layer's output and returned states. "
-    "Steps are in processing order (with go_backwards, step k read input x[T-1-k])."
-)
+TRACE_NOTE = keras_cases.TRACE_NOTE
+GRID_CASES = 80
 
 
 def cell(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True):
     return {"units": units, "activation": activation, "recurrent_activation": recurrent_activation,
             "use_bias": use_bias}
-
-
-def cell_names(count):
-    """Keras 3's own default names in a fresh session: lstm_cell, lstm_cell_1, ..."""
-    return ["lstm_cell"] + [f"lstm_cell_{i}" for i in range(1, count)]
-
-
-class TraceCell(keras.layers.Layer):
-    """Pass-through wrapper around an already built cell: output = [output] + flattened states."""
-
-    def __init__(self, inner, **kwargs):
-        super().__init__(dtype=inner.dtype_policy, **kwargs)
-        self.inner = inner
-        self.state_size = inner.state_size
-        self.output_size = inner.output_size + sum(tf.nest.flatten(inner.state_size))
-        self.built = True
-
-    def call(self, inputs, states, training=False):
-        output, new_states = self.inner(inputs, states, training=training)
-        return keras.ops.concatenate([output] + tf.nest.flatten(new_states), axis=-1), new_states
-
-    def get_initial_state(self, batch_size=None):
-        return self.inner.get_initial_state(batch_size)
-
-
-# ------------------------------------------------------------------ running
-
-
-def build_layer(case, dtype):
-    common = {"return_sequences": case["return_sequences"], "return_state": case["return_state"],
-              "go_backwards": case["go_backwards"], "dtype": dtype}
-    specs = case["cells"]
-    if case["layer"] == "LSTM":
-        (spec,) = specs
-        layer = keras.layers.LSTM(spec["units"], activation=spec["activation"],
-                                  recurrent_activation=spec["recurrent_activation"], use_bias=spec["use_bias"],
-                                  name="lstm", **common)
-        return layer, lambda: [layer.cell]
-    cells = [keras.layers.LSTMCell(s["units"], activation=s["activation"],
-                                   recurrent_activation=s["recurrent_activation"], use_bias=s["use_bias"],
-                                   name=name, dtype=dtype)
-             for s, name in zip(specs, cell_names(len(specs)))]
-    stacked = keras.layers.StackedRNNCells(cells, name="stacked_rnn_cells", dtype=dtype)
-    return keras.layers.RNN(stacked, name="rnn", **common), lambda: cells
-
-
-def nested_initial_state(case, dtype):
-    """[h0, c0] for LSTM, [[h0, c0], [h1, c1], ...] for a stack; None when not given."""
-    inputs = case["inputs"]
-    if "initial_state/0/h" not in inputs:
-        return None
-    per_layer = [[inputs[f"initial_state/{i}/{k}"].astype(dtype) for k in ("h", "c")]
-                 for i in range(len(case["cells"]))]
-    return per_layer[0] if case["layer"] == "LSTM" else per_layer
-
-
-def run_keras(case, dtype):
-    """Run one case in `dtype`; return (outputs, {(layer, role): variable path})."""
-    keras.utils.set_random_seed(0)
-    x = case["inputs"]["inputs"].astype(dtype)
-    layer, get_cells = build_layer(case, dtype)
-    layer.build(x.shape)
-    paths = {}
-    for index, layer_cell in enumerate(get_cells()):
-        for variable in layer_cell.weights:
-            role = variable.path.rsplit("/", 1)[1]
-            paths[index, role] = variable.path
-            value = case["weights"][index, role].astype(dtype)
-            variable.assign(value)
-            assert np.array_equal(keras.ops.convert_to_numpy(variable), value)
-            if variable.dtype != dtype:
-                raise AssertionError(f"{case['name']}: {variable.path} is {variable.dtype}, not {dtype}")
-    if set(paths.values()) != {v.path for v in layer.weights} or set(paths) != set(case["weights"]):
-        raise AssertionError(f"{case['name']}: variables {[v.path for v in layer.weights]} vs {sorted(paths)}")
-    initial = nested_initial_state(case, dtype)
-    kwargs = {} if initial is None else {"initial_state": initial}
-    result = layer(x, **kwargs)
-    flat = [keras.ops.convert_to_numpy(t) for t in tf.nest.flatten(result)]
-    for array in flat:
-        if array.dtype != np.dtype(dtype):
-            raise AssertionError(f"{case['name']}: Keras computed {array.dtype} in a {dtype} layer")
-    named = {"output": flat[0]}
-    if case["return_state"]:
-        for index in range(len(case["cells"])):
-            named[f"state/{index}/h"], named[f"state/{index}/c"] = flat[1 + 2 * index], flat[2 + 2 * index]
-
-    tracer = keras.layers.RNN(TraceCell(layer.cell), return_sequences=True, go_backwards=case["go_backwards"],
-                              dtype=dtype, name="trace_rnn")
-    trace = keras.ops.convert_to_numpy(tracer(x, **kwargs))
-    if tracer.weights and {v.path for v in tracer.weights} != {v.path for v in layer.weights}:
-        raise AssertionError(f"{case['name']}: the trace wrapper owns other variables")
-    units_out = case["cells"][-1]["units"]
-    expected_output = trace[..., :units_out] if case["return_sequences"] else trace[:, -1, :units_out]
-    if not np.array_equal(expected_output, named["output"]):
-        raise AssertionError(f"{case['name']}: trace output differs from the layer's output")
-    offset = units_out
-    for index, spec in enumerate(case["cells"]):
-        for name in ("h", "c"):
-            named[f"trace/{index}/{name}"] = trace[..., offset:offset + spec["units"]]
-            offset += spec["units"]
-            if case["return_state"] and not np.array_equal(named[f"trace/{index}/{name}"][:, -1],
-                                                           named[f"state/{index}/{name}"]):
-                raise AssertionError(f"{case['name']}: last trace step != returned state/{index}/{name}")
-    return named, paths
 
 
 # ------------------------------------------------------------------ cases
@@ -276,41 +173,42 @@ def random_cases():
 # ------------------------------------------------------------------ recording
 
 
-def model_json(case, paths):
-    cells = []
-    for index, spec in enumerate(case["cells"]):
-        entry = dict(spec)
-        entry["variables"] = {role: paths[layer, role] for (layer, role) in paths if layer == index}
-        cells.append(entry)
-    return {"keras": "3", "layer": case["layer"], "return_sequences": case["return_sequences"],
-            "return_state": case["return_state"], "go_backwards": case["go_backwards"], "cells": cells}
+def all_cases():
+    legacy = [keras_cases.from_legacy(c) for c in notebook_cases() + random_cases()]
+    return (legacy + keras_cases.canary_cases("3", 31000) + keras_cases.quirk_cases("3", 32000)
+            + keras_cases.grid_cases("3", GRID_CASES, 33000))
 
 
-def record(case, suite_dir, versions):
-    out32, paths = run_keras(case, "float32")
-    out64, paths64 = run_keras(case, "float64")
-    assert paths == paths64, "float32 and float64 layers name their variables differently"
-    provenance = {
-        "script": SCRIPT,
-        "generator": case.get("generator", "notebook"),
-        "notebook": case["notebook"],
-        "seed": case["seed"],
-        "versions": versions,
-        "notes": case["notes"],
-    }
-    writer = Case(case["name"], case["description"], "keras", model_json(case, paths), provenance)
-    for key in sorted(paths, key=lambda k: paths[k]):
-        writer.variable(paths[key], case["weights"][key])
-    for name in sorted(case["inputs"]):
-        writer.input(name, case["inputs"][name])
-    for name in sorted(out32):
-        writer.expected(name, out32[name], out64[name])
-    writer.write(suite_dir)
+def versions():
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
+
+
+def worker_init():
+    determinism.configure_tensorflow(tf)
+
+
+_WORKER = {}
+
+
+def record_named(suite_dir, name):
+    """Record one case by id (in this process or a spawned worker); returns the runner's count of
+    trace checks that agreed only within tolerance."""
+    if "runner" not in _WORKER:
+        _WORKER["runner"] = KerasRunner(keras, tf, "3")
+        _WORKER["cases"] = {c["name"]: c for c in all_cases()}
+    runner = _WORKER["runner"]
+    before = runner.inexact_trace_checks
+    keras_cases.record_case(runner, _WORKER["cases"][name], pathlib.Path(suite_dir), versions(), SCRIPT)
+    return runner.inexact_trace_checks - before
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=pathlib.Path, help="reference root to write <root>/keras3 into")
+    parser.add_argument("--only", help="record only cases whose id contains this (development)")
+    parser.add_argument("--verbose", action="store_true", help="print each case id once recorded")
+    parser.add_argument("--jobs", type=int, default=parallel.default_jobs(),
+                        help="worker processes (default: one per CPU, at most 4; the result does not depend on it)")
     args = parser.parse_args()
     if not keras.__version__.startswith("3.") or keras.backend.backend() != "tensorflow":
         sys.exit(f"need Keras 3 on the TensorFlow backend, got {keras.__version__} / {keras.backend.backend()}")
@@ -319,14 +217,20 @@ def main():
     suite_dir = args.out / SUITE
     if suite_dir.exists() and any(suite_dir.iterdir()):
         sys.exit(f"{suite_dir} is not empty; record into a fresh folder")
-    versions = {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
-    cases = notebook_cases() + random_cases()
-    if len({c["name"] for c in cases}) != len(cases):
+    names = [c["name"] for c in all_cases()]
+    if len(set(names)) != len(names):
         raise AssertionError("duplicate case names")
-    for case in cases:
-        record(case, suite_dir, versions)
-    numpy_lstm.check_suite(suite_dir)
-    print(f"keras3: recorded {len(cases)} cases in {time.time() - started:.1f} s")
+    if args.only:
+        names = [n for n in names if args.only in n]
+    inexact = 0
+    for name, count in parallel.map_cases(functools.partial(record_named, str(suite_dir)), names, args.jobs,
+                                          initializer=worker_init):
+        inexact += count
+        if args.verbose:
+            print(name, file=sys.stderr, flush=True)
+    keras_numpy.check_suite(suite_dir)
+    print(f"keras3: recorded {len(names)} cases in {time.time() - started:.1f} s "
+          f"({inexact} trace checks agreed within 1e-6/1e-13 rather than exactly)")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ def _disk_array(array, dtype):
     array = np.asarray(array)
     if array.dtype != np.dtype(dtype):
         raise TypeError(f"expected {dtype} array, got {array.dtype}")
-    return np.ascontiguousarray(array, dtype=_DISK_DTYPES[dtype])
+    # reshape: ascontiguousarray turns a 0-d array (seq_len_max) into shape (1,)
+    return np.ascontiguousarray(array, dtype=_DISK_DTYPES[dtype]).reshape(array.shape)
 
 
 def file_stem(native_name):

@@ -5,7 +5,7 @@ will), recomputes every expected output in float64 from the stored float32
 weights and inputs, and compares with the recorded float64 expectation. A
 mismatch means a recording mistake (a variable assigned to the wrong slot, a
 wrong trace fill, a wrong layout), not a framework quirk: the formulas here
-follow /work/shared/SEMANTICS.md sections 1-3 (TF1) and 5 (Keras).
+follow /work/shared/SEMANTICS.md sections 1-3 (TF1), 4 (block ops) and 5 (Keras).
 
 It also checks TF's float32 run against its float64 run (a loose sanity bound).
 """
@@ -17,6 +17,13 @@ import numpy as np
 
 FLOAT64_REL_TOL = 1e-12  # |numpy64 - tf64| <= tol * max(1, |tf64|), elementwise
 FLOAT32_SANITY_REL = 1e-3  # |tf32 - tf64| <= this * max(1, |tf64|): catches gross slips only
+
+# Named wrong implementations, used only by the canary checks of the recorders
+# (lstm_record/traps.py) to prove that a canary case fails when its trap is
+# implemented wrong. `trap=None` (the default everywhere) is the right semantics.
+TF1_CELL_TRAPS = ("peephole_o_on_c_prev", "peephole_o_on_unclipped_c", "clip_before_projection")
+TF1_RUNNER_TRAPS = ("output_carried_past_length", "state_not_carried", "full_reverse", "concat_bw_fw")
+BLOCK_TRAPS = ("peephole_o_on_cs_prev", "peephole_o_on_unclipped_cs")
 
 
 def sigmoid(x):
@@ -45,8 +52,9 @@ def activation(name, keras_version="3"):
 class Tf1Cell:
     """BasicLSTMCell or LSTMCell; state is (c, h), gate order i, j, f, o."""
 
-    def __init__(self, spec, variables):
+    def __init__(self, spec, variables, trap=None):
         self.spec = spec
+        self.trap = trap if trap in TF1_CELL_TRAPS else None
         names = spec["variables"]
         self.kernel = variables[names["kernel"]]
         self.bias = variables[names["bias"]]
@@ -80,47 +88,45 @@ class Tf1Cell:
             c = sigmoid(f + self.forget_bias + self.w_f * c_prev) * c_prev + sigmoid(i + self.w_i * c_prev) * self.act(j)
         else:
             c = sigmoid(f + self.forget_bias) * c_prev + sigmoid(i) * self.act(j)
+        unclipped = c
         if self.cell_clip is not None:
             c = np.clip(c, -self.cell_clip, self.cell_clip)
         if self.peepholes:
-            h = sigmoid(o + self.w_o * c) * self.act(c)
+            peep = {"peephole_o_on_c_prev": c_prev, "peephole_o_on_unclipped_c": unclipped}.get(self.trap, c)
+            h = sigmoid(o + self.w_o * peep) * self.act(c)
         else:
             h = sigmoid(o) * self.act(c)
         if self.num_proj is not None:
-            h = h @ self.projection
-            if self.proj_clip is not None:
-                h = np.clip(h, -self.proj_clip, self.proj_clip)
+            if self.trap == "clip_before_projection" and self.proj_clip is not None:
+                h = np.clip(h, -self.proj_clip, self.proj_clip) @ self.projection
+            else:
+                h = h @ self.projection
+                if self.proj_clip is not None:
+                    h = np.clip(h, -self.proj_clip, self.proj_clip)
         return h, (c, h)
 
     def zero_state(self, batch):
         return (np.zeros((batch, self.units)), np.zeros((batch, self.num_proj or self.units)))
 
 
-def tf1_layers(cell_spec, variables):
+def tf1_layers(cell_spec, variables, trap=None):
     if cell_spec["class"] == "MultiRNNCell":
-        return [Tf1Cell(c, variables) for c in cell_spec["cells"]]
-    return [Tf1Cell(cell_spec, variables)]
+        return [Tf1Cell(c, variables, trap) for c in cell_spec["cells"]]
+    return [Tf1Cell(cell_spec, variables, trap)]
 
 
-def tf1_expected(model, variables, inputs):
-    """All outputs of a tf1 case, in float64."""
-    layers = tf1_layers(model["cell"], variables)
-    api = model["api"]
-    x = inputs["inputs"]
-    if api == "cell_call":
-        x = x[None]  # one time step, time-major
-    elif api == "dynamic_rnn" and not model.get("time_major", False):
-        x = np.transpose(x, (1, 0, 2))
-    steps, batch = x.shape[0], x.shape[1]
-    states = []
-    for index, layer in enumerate(layers):
-        if f"initial_state/{index}/c" in inputs:
-            states.append((inputs[f"initial_state/{index}/c"], inputs[f"initial_state/{index}/h"]))
-        else:
-            states.append(layer.zero_state(batch))
-    lengths = inputs.get("sequence_length")
+BIDIRECTIONAL_APIS = ("bidirectional_dynamic_rnn", "static_bidirectional_rnn")
+
+
+def tf1_run(layers, x, states, lengths, trap=None):
+    """Run stacked TF1 cells over time-major `x` [time, batch, input] from `states`.
+
+    Past a row's `lengths` (None: no lengths) the output is zero and the state is
+    carried (SEMANTICS.md 3.2). Returns (outputs [time, batch, out], final states,
+    per-step states: a list over time of per-layer (c, h)).
+    """
     outputs, trace = [], []
-    for t in range(steps):
+    for t in range(x.shape[0]):
         value = x[t]
         new_states = []
         for layer, state in zip(layers, states):
@@ -128,13 +134,102 @@ def tf1_expected(model, variables, inputs):
             new_states.append(new_state)
         if lengths is not None:  # past a row's length: zero output, carried state
             done = (t >= lengths)[:, None]
-            value = np.where(done, 0.0, value)
-            new_states = [tuple(np.where(done, old, new) for old, new in zip(o, n)) for o, n in zip(states, new_states)]
+            if trap == "output_carried_past_length":
+                value = np.where(done, outputs[-1] if outputs else 0.0, value)
+            else:
+                value = np.where(done, 0.0, value)
+            if trap != "state_not_carried":
+                new_states = [tuple(np.where(done, old, new) for old, new in zip(o, n))
+                              for o, n in zip(states, new_states)]
         states = new_states
         outputs.append(value)
         trace.append(states)
+    width = layers[-1].num_proj or layers[-1].units
+    out = np.stack(outputs) if outputs else np.zeros((0, x.shape[1], width))
+    return out, states, trace
+
+
+def _initial_states(layers, inputs, prefix, batch):
+    states = []
+    for index, layer in enumerate(layers):
+        if f"{prefix}/{index}/c" in inputs:
+            states.append((inputs[f"{prefix}/{index}/c"], inputs[f"{prefix}/{index}/h"]))
+        else:
+            states.append(layer.zero_state(batch))
+    return states
+
+
+def _trace_arrays(layers, trace, batch, prefix=""):
+    """Per-layer batch-major [batch, steps, units] arrays of a tf1_run trace."""
     result = {}
-    out = np.stack(outputs)  # [time, batch, out]
+    for index, layer in enumerate(layers):
+        for k, name, size in ((0, "c", layer.units), (1, "h", layer.num_proj or layer.units)):
+            steps = [step[index][k] for step in trace]
+            result[f"{prefix}trace/{index}/{name}"] = np.stack(steps, axis=1) if steps else np.zeros((batch, 0, size))
+    return result
+
+
+def reverse_sequence(x, lengths):
+    """tf.reverse_sequence on time-major x: each row's first lengths[b] steps reversed, padding kept."""
+    out = x.copy()
+    for b, length in enumerate(lengths):
+        out[:length, b] = x[:length, b][::-1]
+    return out
+
+
+def tf1_bidirectional_expected(model, variables, inputs, trap=None):
+    """bidirectional_dynamic_rnn / static_bidirectional_rnn (SEMANTICS.md 3.4), in float64.
+
+    The backward trace is in processing order: step k read inputs[len-1-k].
+    """
+    api = model["api"]
+    fw_layers = tf1_layers(model["cell"], variables, trap)
+    bw_layers = tf1_layers(model["cell_bw"], variables, trap)
+    x = inputs["inputs"]
+    batch_major = api == "bidirectional_dynamic_rnn" and not model.get("time_major", False)
+    if batch_major:
+        x = np.transpose(x, (1, 0, 2))
+    steps, batch = x.shape[0], x.shape[1]
+    lengths = inputs.get("sequence_length")
+    full = np.full(batch, steps) if lengths is None else lengths
+    reverse = reverse_sequence
+    if trap == "full_reverse":  # tf.reverse over the whole time axis: padding read first
+        reverse = lambda a, _lengths: a[::-1].copy()  # noqa: E731
+    fw_out, fw_states, fw_trace = tf1_run(fw_layers, x, _initial_states(fw_layers, inputs, "initial_state_fw", batch),
+                                          lengths, trap)
+    bw_out, bw_states, bw_trace = tf1_run(bw_layers, reverse(x, full),
+                                          _initial_states(bw_layers, inputs, "initial_state_bw", batch), lengths, trap)
+    bw_out = reverse(bw_out, full)  # back into input time order, as TF returns it
+    result = {}
+    if api == "bidirectional_dynamic_rnn":
+        if batch_major:
+            fw_out, bw_out = np.transpose(fw_out, (1, 0, 2)), np.transpose(bw_out, (1, 0, 2))
+        result["outputs_fw"], result["outputs_bw"] = fw_out, bw_out
+    else:
+        pair = [bw_out, fw_out] if trap == "concat_bw_fw" else [fw_out, bw_out]
+        result["outputs"] = np.concatenate(pair, axis=2)
+    for direction, layers, states, trace in (("fw", fw_layers, fw_states, fw_trace), ("bw", bw_layers, bw_states, bw_trace)):
+        for index in range(len(layers)):
+            result[f"{direction}/state/{index}/c"], result[f"{direction}/state/{index}/h"] = states[index]
+        result.update(_trace_arrays(layers, trace, batch, prefix=f"{direction}/"))
+    return result
+
+
+def tf1_expected(model, variables, inputs, trap=None):
+    """All outputs of a tf1 case, in float64 (`trap`: a named wrong implementation, canaries only)."""
+    if model["api"] in BIDIRECTIONAL_APIS:
+        return tf1_bidirectional_expected(model, variables, inputs, trap)
+    layers = tf1_layers(model["cell"], variables, trap)
+    api = model["api"]
+    x = inputs["inputs"]
+    if api == "cell_call":
+        x = x[None]  # one time step, time-major
+    elif api == "dynamic_rnn" and not model.get("time_major", False):
+        x = np.transpose(x, (1, 0, 2))
+    batch = x.shape[1]
+    out, states, trace = tf1_run(layers, x, _initial_states(layers, inputs, "initial_state", batch),
+                                 inputs.get("sequence_length"), trap)
+    result = {}
     if api == "cell_call":
         result["output"] = out[0]
     elif api == "dynamic_rnn" and not model.get("time_major", False):
@@ -143,8 +238,79 @@ def tf1_expected(model, variables, inputs):
         result["outputs"] = out
     for index in range(len(layers)):
         result[f"state/{index}/c"], result[f"state/{index}/h"] = states[index]
-        for k, name in ((0, "c"), (1, "h")):
-            result[f"trace/{index}/{name}"] = np.stack([step[index][k] for step in trace], axis=1)
+    result.update(_trace_arrays(layers, trace, batch))
+    return result
+
+
+# ---------------------------------------------------------------- block ops
+
+
+BLOCK_OPS = ("LSTMBlockCell", "BlockLSTM", "BlockLSTMV2")
+
+
+def block_effective(model):
+    """(forget_bias, cell_clip) as the kernel uses them: V2 has forget_bias 0; an unpassed
+    cell_clip is the op default (3.0; 0.0 for V2); clip <= 0 means none (returned as None)."""
+    v2 = model["op"] == "BlockLSTMV2"
+    forget_bias = 0.0 if v2 else model["forget_bias"]
+    clip = model["cell_clip"]
+    if clip is None:
+        clip = 0.0 if v2 else 3.0
+    return forget_bias, (clip if clip > 0 else None)
+
+
+def block_expected(model, variables, inputs, trap=None):
+    """All outputs of a block case (SEMANTICS.md 4.3-4.4), in float64.
+
+    Gate layout ICFO (LSTMBlockCell, BlockLSTM) or IFCO (BlockLSTMV2); peepholes i, f on
+    cs_prev and o on the new (clipped) cs. Sequence ops run seq_len_max steps: cs and h
+    are zero from there on, i, f, o, ci, co are cut to seq_len_max steps.
+    """
+    op = model["op"]
+    if op not in BLOCK_OPS:
+        raise AssertionError(f"unknown block op {op}")
+    w, b = variables["w"], variables["b"]
+    wci, wcf, wco = variables["wci"], variables["wcf"], variables["wco"]
+    units = b.shape[0] // 4
+    forget_bias, clip = block_effective(model)
+    peephole = model["use_peephole"]
+    ifco = op == "BlockLSTMV2"
+    cell = op == "LSTMBlockCell"
+    x = inputs["x"][None] if cell else inputs["x"]
+    steps = 1 if cell else int(inputs["seq_len_max"])
+    cs, h = inputs["cs_prev"], inputs["h_prev"]
+    batch = cs.shape[0]
+    names = ("i", "cs", "f", "o", "ci", "co", "h")
+    per_step = {name: [] for name in names}
+    for t in range(steps):
+        z = np.concatenate([x[t], h], axis=1) @ w + b
+        zi, z1, z2, zo = np.split(z, 4, axis=1)
+        zf, zc = (z1, z2) if ifco else (z2, z1)
+        i = sigmoid(zi + wci * cs) if peephole else sigmoid(zi)
+        f = sigmoid(zf + forget_bias + wcf * cs) if peephole else sigmoid(zf + forget_bias)
+        ci = np.tanh(zc)
+        cs_prev, cs = cs, i * ci + f * cs
+        unclipped = cs
+        if clip is not None:
+            cs = np.clip(cs, -clip, clip)
+        co = np.tanh(cs)
+        peep = {"peephole_o_on_cs_prev": cs_prev, "peephole_o_on_unclipped_cs": unclipped}.get(trap, cs)
+        o = sigmoid(zo + wco * peep) if peephole else sigmoid(zo)
+        h = o * co
+        for name, value in zip(names, (i, cs, f, o, ci, co, h)):
+            per_step[name].append(value)
+    stacked = {name: np.stack(v) if v else np.zeros((0, batch, units)) for name, v in per_step.items()}
+    if cell:
+        result = {name: value[0] for name, value in stacked.items()}
+    else:
+        result = dict(stacked)
+        time = x.shape[0]
+        for name in ("cs", "h"):  # the op zeroes cs and h at steps >= seq_len_max
+            full = np.zeros((time, batch, units))
+            full[:steps] = stacked[name]
+            result[name] = full
+    result["trace/0/c"] = np.transpose(stacked["cs"], (1, 0, 2))
+    result["trace/0/h"] = np.transpose(stacked["h"], (1, 0, 2))
     return result
 
 
@@ -235,6 +401,8 @@ def check_case(case_dir):
         ours = tf1_expected(manifest["model"], variables, inputs)
     elif manifest["dialect"] == "keras":
         ours = keras_expected(manifest["model"], variables, inputs)
+    elif manifest["dialect"] == "block":
+        ours = block_expected(manifest["model"], variables, inputs)
     else:
         raise AssertionError(f"{case_dir}: unknown dialect {manifest['dialect']}")
     if set(ours) != set(expected):

@@ -1,0 +1,482 @@
+"""Run a Keras case spec with Keras itself: Keras 3 (`keras`) or tf-keras (`tf_keras`).
+
+The caller imports its Keras (the two need different TF_USE_LEGACY_KERAS
+settings, so they live in different processes) and hands the module in:
+`KerasRunner(keras, tf, "3")` or `KerasRunner(tf_keras, tf, "2")`.
+
+A case spec (lstm_record/keras_cases.py) describes the model in layer terms:
+
+  cell   {"slot", "units", "activation", "recurrent_activation", "use_bias", "dropout",
+          "recurrent_dropout", "unit_forget_bias", "bias_from_keras"}
+  LSTM / RNN   {"layer", "cells", "return_sequences", "return_state", "go_backwards",
+                "zero_output_for_mask", "unroll", "stateful", "implementation",
+                "time_major", "rnn_form" ("stacked" | "list"), "name"}
+  Bidirectional {"layer", "forward": <LSTM>, "backward": <LSTM>, "backward_given",
+                 "merge_mode", "name"}
+  Sequential   {"layer", "layers": [<LSTM | Bidirectional>], "name"}
+  top level also: "masking": null | mask_value
+
+`run(case, dtype)` builds the model in `dtype` ("float32" or "float64"), assigns
+the case's float32 weights (widened) by cell slot, calls it, and returns
+(outputs by reference name, {(slot, role): variable path}). Per-step traces come
+from Keras too: each recurrent layer's own cell object is wrapped in a
+pass-through cell whose output is [output, h0, c0, h1, c1, ...] and run through
+`keras.layers.RNN` with the layer's go_backwards, unroll, time_major, mask and
+initial state; its output part is checked against the layer's output and its
+last step against the returned states.
+"""
+
+import numpy as np
+
+KERNEL_ROLES = ("kernel", "recurrent_kernel", "bias")
+
+
+def cell_names(count):
+    """Keras's own default names in a fresh session: lstm_cell, lstm_cell_1, ..."""
+    return ["lstm_cell"] + [f"lstm_cell_{i}" for i in range(1, count)]
+
+
+def processing_mask(mask, go_backwards):
+    if mask is None:
+        return None
+    return mask[:, ::-1] if go_backwards else mask
+
+
+def make_trace_cell(K, tf, version):
+    class TraceCell(K.layers.Layer):
+        """Pass-through wrapper around an already built cell: output = [output] + flattened states."""
+
+        def __init__(self, inner, dtype, **kwargs):
+            super().__init__(dtype=dtype, **kwargs)
+            self.inner = inner
+            self.state_size = inner.state_size
+            self.output_size = inner.output_size + sum(tf.nest.flatten(inner.state_size))
+            self.built = True
+
+        def call(self, inputs, states, training=False):
+            output, new_states = self.inner(inputs, states, training=training)
+            return tf.concat([output] + tf.nest.flatten(new_states), axis=-1), new_states
+
+        def get_initial_state(self, *args, **kwargs):
+            return self.inner.get_initial_state(*args, **kwargs)
+
+    return TraceCell
+
+
+class ArrayInitializer:
+    """A bias initializer returning fixed float32 arrays by shape (Keras concatenates the
+    unit_forget_bias ones in between itself)."""
+
+    def __init__(self, tf, parts):
+        self.tf = tf
+        self.parts = parts  # {shape tuple: float32 array}
+
+    def __call__(self, shape, dtype=None, **kwargs):
+        return self.tf.constant(self.parts[tuple(shape)], dtype=dtype or "float32")
+
+
+def close(a, b, dtype):
+    """Agreement of two runs of the same arithmetic by different Keras code paths."""
+    tol = 1e-6 if np.dtype(dtype) == np.float32 else 1e-13
+    return a.shape == b.shape and bool(np.all(np.abs(a.astype(np.float64) - b) <= tol * np.maximum(1.0, np.abs(b))))
+
+
+class KerasRunner:
+    def __init__(self, K, tf, version):
+        if version not in ("2", "3"):
+            raise ValueError(version)
+        self.K, self.tf, self.version = K, tf, version
+        self.TraceCell = make_trace_cell(K, tf, version)
+        self.inexact_trace_checks = 0  # trace vs layer agreeing only within `close` (tf-keras fused path)
+
+    # ------------------------------------------------------------ helpers
+
+    def path(self, variable):
+        return variable.path if self.version == "3" else variable.name.rsplit(":", 1)[0]
+
+    def numpy(self, tensor):
+        if self.version == "3":
+            return self.K.ops.convert_to_numpy(tensor)
+        return np.asarray(tensor)
+
+    def reset(self, dtype):
+        """Fresh Keras state per run (auto-generated names such as RNN([cells])'s
+        stacked_rnn_cells start again), fixed seeds, and the global float type set to
+        the run's: RNN([cells]) creates its StackedRNNCells with the global dtype
+        policy, so with the default float32 a float64 model would round its states
+        to float32 inside the stack."""
+        if self.version == "3":
+            self.K.backend.clear_session(free_memory=False)  # its gc.collect() costs ~0.3 s a run
+        else:
+            self.K.backend.clear_session()
+        if self.version == "3":
+            self.K.config.set_dtype_policy(dtype)
+        else:
+            self.K.backend.set_floatx(dtype)
+        self.K.utils.set_random_seed(0)
+
+    def same(self, got, want, what, dtype):
+        if np.array_equal(got, want):
+            return
+        if close(got, want, dtype):
+            self.inexact_trace_checks += 1
+            return
+        raise AssertionError(f"{what}: max |diff| {np.max(np.abs(got.astype(np.float64) - want)):.3g}")
+
+    # ------------------------------------------------------------ building
+
+    def _cell_kwargs(self, spec):
+        kwargs = {"activation": spec["activation"], "recurrent_activation": spec["recurrent_activation"],
+                  "use_bias": spec["use_bias"]}
+        if not spec.get("unit_forget_bias", True):
+            kwargs["unit_forget_bias"] = False
+        if spec.get("dropout", 0.0):
+            kwargs["dropout"] = spec["dropout"]
+        if spec.get("recurrent_dropout", 0.0):
+            kwargs["recurrent_dropout"] = spec["recurrent_dropout"]
+        if spec.get("bias_from_keras"):
+            kwargs["bias_initializer"] = ArrayInitializer(self.tf, spec["bias_parts"])
+        return kwargs
+
+    def build_rnn(self, spec, dtype, name):
+        K = self.K
+        common = {"return_sequences": spec["return_sequences"], "return_state": spec["return_state"],
+                  "go_backwards": spec["go_backwards"], "dtype": dtype, "name": name}
+        for key in ("zero_output_for_mask", "unroll", "stateful", "time_major"):
+            if spec.get(key, False):
+                common[key] = True
+        if spec.get("time_major") and self.version != "2":
+            raise AssertionError("time_major is tf-keras only")
+        if spec["layer"] == "LSTM":
+            (cell,) = spec["cells"]
+            kwargs = self._cell_kwargs(cell)
+            if spec.get("implementation") is not None:
+                kwargs["implementation"] = spec["implementation"]
+            layer = K.layers.LSTM(cell["units"], **kwargs, **common)
+            self.cells[cell["slot"]] = layer.cell
+            return layer
+        cells = []
+        for cell, cell_name in zip(spec["cells"], cell_names(len(spec["cells"]))):
+            kwargs = self._cell_kwargs(cell)
+            if spec.get("implementation") is not None:
+                kwargs["implementation"] = spec["implementation"]
+            cells.append(K.layers.LSTMCell(cell["units"], name=cell_name, dtype=dtype, **kwargs))
+            self.cells[cell["slot"]] = cells[-1]
+        if spec.get("rnn_form", "stacked") == "stacked":
+            stacked = K.layers.StackedRNNCells(cells, name="stacked_rnn_cells", dtype=dtype)
+        else:
+            stacked = cells
+        return K.layers.RNN(stacked, **common)
+
+    def build_bidi(self, spec, dtype, name):
+        forward = self.build_rnn(spec["forward"], dtype, "lstm")
+        backward = self.build_rnn(spec["backward"], dtype, "reverse_lstm") if spec["backward_given"] else None
+        layer = self.K.layers.Bidirectional(forward, merge_mode=spec["merge_mode"], backward_layer=backward,
+                                            dtype=dtype, name=name)
+        # Bidirectional keeps or re-creates the layers: bind slots to the cells it really runs
+        (fw_cell,), (bw_cell,) = spec["forward"]["cells"], spec["backward"]["cells"]
+        self.cells[fw_cell["slot"]] = layer.forward_layer.cell
+        self.cells[bw_cell["slot"]] = layer.backward_layer.cell
+        if layer.backward_layer.go_backwards == layer.forward_layer.go_backwards:
+            raise AssertionError("Bidirectional directions")
+        return layer
+
+    def build_layer(self, spec, dtype, name):
+        if spec["layer"] == "Bidirectional":
+            return self.build_bidi(spec, dtype, name)
+        return self.build_rnn(spec, dtype, name)
+
+    def build(self, case, dtype, input_shape):
+        spec = case["spec"]
+        K = self.K
+        self.cells = {}
+        self.masking = None
+        if spec.get("masking") is not None:
+            self.masking = K.layers.Masking(mask_value=spec["masking"], dtype=dtype, name="masking")
+        if spec["layer"] == "Sequential":
+            layers = [K.Input(shape=input_shape[1:], batch_size=input_shape[0], dtype=dtype)]
+            if self.masking is not None:
+                layers.append(self.masking)
+            for sub in spec["layers"]:
+                layers.append(self.build_layer(sub, dtype, sub["name"]))
+            return K.Sequential(layers, name=spec["name"])
+        layer = self.build_layer(spec, dtype, spec["name"])
+        layer.build(tuple(input_shape))
+        return layer
+
+    def assign(self, case, model, dtype):
+        """Assign the case's weights (drawing Keras-initialised biases on the float32 run)."""
+        paths = {}
+        for slot, cell in self.cells.items():
+            spec = case["cell_specs"][slot]
+            if self.version == "2" and "implementation" in spec:
+                if cell.implementation != spec["implementation"]:
+                    raise AssertionError(f"{case['name']}: cell {slot} runs implementation {cell.implementation}")
+            for variable in cell.weights:
+                role = self.path(variable).rsplit("/", 1)[1]
+                if role not in KERNEL_ROLES:
+                    raise AssertionError(f"{case['name']}: unexpected variable {self.path(variable)}")
+                paths[slot, role] = self.path(variable)
+                if variable.dtype != dtype:
+                    raise AssertionError(f"{case['name']}: {self.path(variable)} is {variable.dtype}, not {dtype}")
+                initial = self.numpy(variable)
+                if role == "bias" and spec.get("bias_from_keras"):
+                    if (slot, role) not in case["weights"]:
+                        if dtype != "float32":
+                            raise AssertionError("Keras-initialised biases are taken from the float32 run")
+                        case["weights"][slot, role] = initial.astype(np.float32)
+                    if not np.array_equal(initial, case["weights"][slot, role].astype(dtype)):
+                        raise AssertionError(f"{case['name']}: Keras initialised {self.path(variable)} differently")
+                    units = spec["units"]
+                    forget = initial[units:2 * units]
+                    if spec.get("unit_forget_bias", True) != bool(np.all(forget == 1.0)):
+                        raise AssertionError(f"{case['name']}: forget block {forget} vs unit_forget_bias")
+                value = case["weights"][slot, role].astype(dtype)
+                variable.assign(value)
+                if not np.array_equal(self.numpy(variable), value):
+                    raise AssertionError(f"{case['name']}: assigning {self.path(variable)} failed")
+        roles = {key for key in case["weights"]}
+        if set(paths) != roles:
+            raise AssertionError(f"{case['name']}: Keras variables {sorted(paths)} vs case weights {sorted(roles)}")
+        model_paths = {self.path(v) for v in model.weights if self.path(v).rsplit("/", 1)[1] in KERNEL_ROLES}
+        if model_paths != set(paths.values()):
+            raise AssertionError(f"{case['name']}: model variables {sorted(model_paths)} vs {sorted(paths.values())}")
+        return paths
+
+    # ------------------------------------------------------------ tracing
+
+    def trace(self, layer, specs, x_in, mask, initial, dtype, prefix):
+        """Per-step (h, c) of an LSTM/RNN layer from Keras (see the module docstring).
+
+        x_in and mask in the layer's own layout; mask is a numpy bool [batch, time] array or None.
+        Returns (names -> arrays, the trace RNN's output part [B, T, out] in processing order,
+        repeat-previous-output semantics).
+        """
+        K = self.K
+        time_major = bool(getattr(layer, "time_major", False))
+        kwargs = {"return_sequences": True, "go_backwards": layer.go_backwards, "unroll": layer.unroll,
+                  "dtype": dtype, "name": "trace_rnn"}
+        if time_major:
+            kwargs["time_major"] = True
+        tracer = K.layers.RNN(self.TraceCell(layer.cell, dtype), **kwargs)
+        call = {}
+        if mask is not None:
+            call["mask"] = self.tf.constant(mask.T if time_major else mask)
+        if initial is not None:
+            call["initial_state"] = initial
+        trace = self.numpy(tracer(x_in, **call))
+        if tracer.weights and {self.path(v) for v in tracer.weights} != {self.path(v) for v in layer.weights}:
+            raise AssertionError("the trace wrapper owns other variables")
+        if trace.dtype != np.dtype(dtype):
+            raise AssertionError(f"trace computed in {trace.dtype}")
+        if time_major:
+            trace = np.transpose(trace, (1, 0, 2))
+        units_out = specs[-1]["units"]
+        out = trace[..., :units_out]
+        named, offset = {}, units_out
+        started = None
+        if mask is not None:  # steps before a row's first computed step carry the initial state
+            started = np.logical_or.accumulate(processing_mask(mask, layer.go_backwards), axis=1)
+        flat_initial = None if initial is None else [self.numpy(t) for t in self.tf.nest.flatten(initial)]
+        for index, spec in enumerate(specs):
+            for k, name in enumerate(("h", "c")):
+                values = trace[..., offset:offset + spec["units"]].copy()
+                offset += spec["units"]
+                if started is not None:
+                    fill = (np.zeros((values.shape[0], spec["units"]), dtype) if flat_initial is None
+                            else flat_initial[2 * index + k])
+                    values = np.where(started[:, :, None], values, fill[:, None, :])
+                named[f"{prefix}trace/{index}/{name}"] = values
+        return named, out
+
+    def expected_from_trace(self, out, mask, layer, return_sequences):
+        """The layer's output as Keras's backend.rnn derives it from the repeat-previous-output chain."""
+        if mask is None or not getattr(layer, "zero_output_for_mask", False):
+            seq, last = out, out[:, -1]
+        else:
+            direct = np.where(processing_mask(mask, layer.go_backwards)[:, :, None], out, 0)
+            last = direct[:, -1]
+            # the unrolled loop zeroes with the mask in input order (wrong positions with go_backwards)
+            seq = np.where(mask[:, :, None], out, 0) if layer.unroll else direct
+        return seq if return_sequences else last
+
+    # ------------------------------------------------------------ running
+
+    def initial_structure(self, spec, inputs, dtype):
+        tf = self.tf
+        if spec["layer"] == "Bidirectional":
+            if "initial_state/fw/0/h" not in inputs:
+                return None
+            return [tf.constant(inputs[f"initial_state/{d}/0/{k}"].astype(dtype)) for d in ("fw", "bw")
+                    for k in ("h", "c")]
+        if "initial_state/0/h" not in inputs:
+            return None
+        per_layer = [[tf.constant(inputs[f"initial_state/{i}/{k}"].astype(dtype)) for k in ("h", "c")]
+                     for i in range(len(spec["cells"]))]
+        return per_layer[0] if spec["layer"] == "LSTM" else per_layer
+
+    def run(self, case, dtype):
+        self.reset(dtype)
+        spec = case["spec"]
+        inputs = case["inputs"]
+        tf = self.tf
+        if spec.get("stateful"):
+            return self.run_stateful(case, dtype)
+        x_np = inputs["inputs"].astype(dtype)
+        model = self.build(case, dtype, x_np.shape)
+        paths = self.assign(case, model, dtype)
+        x = tf.constant(x_np)
+        mask = inputs.get("mask")
+        mask_t = None if mask is None else tf.constant(mask)
+        if spec["layer"] == "Sequential":
+            named = self.run_sequential(case, model, x, mask, dtype)
+            return self.check_dtypes(named, dtype), paths
+        time_major = spec.get("time_major", False)
+        layer_in, layer_mask = x, mask  # layer_mask: numpy, batch-major
+        if self.masking is not None:
+            layer_in = self.masking(x)
+            computed = self.numpy(self.masking.compute_mask(x))
+            layer_mask = computed.T if time_major else computed
+            expected_mask = np.any(x_np != np.asarray(spec["masking"], dtype), axis=-1)
+            if not np.array_equal(computed, expected_mask):
+                raise AssertionError(f"{case['name']}: Masking computed another mask")
+        initial = self.initial_structure(spec, inputs, dtype)
+        if self.masking is not None and initial is not None and self.version == "3":
+            layer_mask = None  # Keras 3 drops the Masking layer's mask when initial_state is passed
+        call = {}
+        if mask_t is not None:
+            call["mask"] = mask_t
+        if initial is not None:
+            call["initial_state"] = initial
+        result = model(layer_in, **call)  # with Masking: the mask travels on the tensor (_keras_mask)
+        flat = [self.numpy(t) for t in tf.nest.flatten(result)]
+        if spec["layer"] == "Bidirectional":
+            named = self.bidi_outputs(case, model, flat, layer_in, layer_mask, initial, dtype)
+        else:
+            named = self.rnn_outputs(case, model, flat, layer_in, layer_mask, initial, dtype)
+        return self.check_dtypes(named, dtype), paths
+
+    def check_dtypes(self, named, dtype):
+        for name, array in named.items():
+            if array.dtype != np.dtype(dtype):
+                raise AssertionError(f"{name}: Keras computed {array.dtype} in a {dtype} model")
+        return named
+
+    def rnn_outputs(self, case, layer, flat, layer_in, mask, initial, dtype):
+        spec = case["spec"]
+        named = {"output": flat[0]}
+        if spec["return_state"]:
+            if len(flat) != 1 + 2 * len(spec["cells"]):
+                raise AssertionError(f"{case['name']}: the layer returned {len(flat)} tensors")
+            for index in range(len(spec["cells"])):
+                named[f"state/{index}/h"], named[f"state/{index}/c"] = flat[1 + 2 * index], flat[2 + 2 * index]
+        elif len(flat) != 1:
+            raise AssertionError(f"{case['name']}: the layer returned {len(flat)} tensors")
+        traces, out = self.trace(layer, spec["cells"], layer_in, mask, initial, dtype, "")
+        named.update(traces)
+        derived = self.expected_from_trace(out, mask, layer, spec["return_sequences"])
+        got = named["output"]
+        if getattr(layer, "time_major", False) and spec["return_sequences"]:
+            got = np.transpose(got, (1, 0, 2))
+        self.same(derived, got, f"{case['name']}: trace output vs layer output", dtype)
+        if spec["return_state"]:
+            for index in range(len(spec["cells"])):
+                for name in ("h", "c"):
+                    self.same(named[f"trace/{index}/{name}"][:, -1], named[f"state/{index}/{name}"],
+                              f"{case['name']}: last trace step vs state/{index}/{name}", dtype)
+        return named
+
+    def bidi_outputs(self, case, layer, flat, layer_in, mask, initial, dtype, spec=None, prefix=""):
+        spec = spec or case["spec"]
+        fw_spec, bw_spec = spec["forward"], spec["backward"]
+        sequences, state = fw_spec["return_sequences"], fw_spec["return_state"]
+        named, halves = {}, []
+        halves_initial = (None, None) if initial is None else (initial[:2], initial[2:])
+        for tag, sub_layer, sub_spec, init in (("fw", layer.forward_layer, fw_spec, halves_initial[0]),
+                                               ("bw", layer.backward_layer, bw_spec, halves_initial[1])):
+            traces, out = self.trace(sub_layer, sub_spec["cells"], layer_in, mask, init, dtype, f"{prefix}{tag}/")
+            named.update(traces)
+            halves.append(self.expected_from_trace(out, mask, sub_layer, sequences))
+        y, y_rev = halves
+        if sequences:
+            y_rev = y_rev[:, ::-1]
+        mode = spec["merge_mode"]
+        if flat is None:
+            return named
+        count = 2 if mode is None else 1
+        outputs = flat[:count]
+        if mode is None:
+            named["output/0"], named["output/1"] = outputs
+            derived = [y, y_rev]
+        else:
+            named["output"] = outputs[0]
+            derived = [{"concat": lambda: np.concatenate([y, y_rev], -1), "sum": lambda: y + y_rev,
+                        "mul": lambda: y * y_rev, "ave": lambda: (y + y_rev) / 2}[mode]()]
+        for got, want in zip(outputs, derived):
+            self.same(want, got, f"{case['name']}: traces vs Bidirectional output", dtype)
+        if state:
+            states = flat[count:]
+            if len(states) != 4:
+                raise AssertionError(f"{case['name']}: Bidirectional returned {len(states)} states")
+            for tag, (h, c) in (("fw", states[0:2]), ("bw", states[2:4])):
+                named[f"{tag}/state/0/h"], named[f"{tag}/state/0/c"] = h, c
+                self.same(named[f"{tag}/trace/0/h"][:, -1], h, f"{case['name']}: {tag} last trace step vs h", dtype)
+                self.same(named[f"{tag}/trace/0/c"][:, -1], c, f"{case['name']}: {tag} last trace step vs c", dtype)
+        elif len(flat) != count:
+            raise AssertionError(f"{case['name']}: Bidirectional returned {len(flat)} tensors")
+        return named
+
+    def run_sequential(self, case, model, x, mask, dtype):
+        tf = self.tf
+        spec = case["spec"]
+        result = model(x) if mask is None else model(x, mask=tf.constant(mask))
+        output = self.numpy(result)
+        # the same chain layer by layer, with Keras's own masks, for the traces
+        h, m = x, (None if mask is None else tf.constant(mask))
+        if self.masking is not None:
+            m = self.masking.compute_mask(x)
+            h = self.masking(x)
+        layers = [layer for layer in model.layers if type(layer).__name__ not in ("InputLayer", "Masking")]
+        if len(layers) != len(spec["layers"]):
+            raise AssertionError(f"{case['name']}: Sequential has {len(layers)} recurrent layers")
+        named = {}
+        for index, (layer, sub) in enumerate(zip(layers, spec["layers"])):
+            m_np = None if m is None else self.numpy(m)
+            prefix = f"layers/{index}/"
+            if sub["layer"] == "Bidirectional":
+                named.update(self.bidi_outputs(case, layer, None, h, m_np, None, dtype, spec=sub, prefix=prefix))
+            else:
+                traces, _ = self.trace(layer, sub["cells"], h, m_np, None, dtype, prefix)
+                named.update(traces)
+            h_next = layer(h) if m is None else layer(h, mask=m)
+            m = layer.compute_mask(h, m)
+            h = h_next
+        if not np.array_equal(self.numpy(h), output):
+            raise AssertionError(f"{case['name']}: layer-by-layer chain differs from the Sequential's output")
+        named["output"] = output
+        return named
+
+    def run_stateful(self, case, dtype):
+        spec = case["spec"]
+        inputs = case["inputs"]
+        calls = sorted(int(k.split("/")[1]) for k in inputs if k.startswith("inputs/"))
+        first = inputs["inputs/0"].astype(dtype)
+        layer = self.build(case, dtype, first.shape)
+        paths = self.assign(case, layer, dtype)
+        named = {}
+        returned = None
+        for k in calls:
+            result = layer(self.tf.constant(inputs[f"inputs/{k}"].astype(dtype)))
+            flat = [self.numpy(t) for t in self.tf.nest.flatten(result)]
+            named[f"output/{k}"] = flat[0]
+            returned = flat[1:]
+        states = [self.numpy(v) for v in self.tf.nest.flatten(layer.states)]
+        if len(states) != 2 * len(spec["cells"]):
+            raise AssertionError(f"{case['name']}: {len(states)} state variables")
+        for index in range(len(spec["cells"])):
+            named[f"state/{index}/h"], named[f"state/{index}/c"] = states[2 * index], states[2 * index + 1]
+        if spec["return_state"]:
+            for got, want in zip(returned, states):
+                if not np.array_equal(got, want):
+                    raise AssertionError(f"{case['name']}: returned states differ from layer.states")
+        return self.check_dtypes(named, dtype), paths
