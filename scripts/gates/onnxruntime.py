@@ -129,8 +129,21 @@ def run_graph(nodes, inputs, initializers, outputs, feed):
     return dict(zip([o.name for o in outputs], session.run(None, feed)))
 
 
+class ZeroTimeSteps(Exception):
+    """onnxruntime leaves Y_h and Y_c uninitialised for an input of 0 time
+    steps (measured: NaN in one run, stale memory equal to the expected
+    state in another), so such a step is refused rather than run."""
+
+
+def check_time(step):
+    time = step.x.shape[0 if step.layout_attr == 0 else 1]
+    if time == 0:
+        raise ZeroTimeSteps("0 time steps: onnxruntime's LSTM leaves Y_h/Y_c uninitialised (NaN or stale memory), so the step is not run")
+
+
 def run_step(step):
     """Run one step's stack; return (y in processing order, [(h_n, c_n)] per layer)."""
+    check_time(step)
     dt = dtype_of(step)
     la = step.layout_attr
     seq_axis_y = 1 if la == 0 else 2  # Y: [T, dirs, B, H] or [B, T, dirs, H]
@@ -301,9 +314,11 @@ def main(argv):
         if pair is not None:
             fw, bw = pair
             try:
+                check_time(fw)
                 r_fw, r_bw = run_pair(fw, bw)
             except Exception as e:  # onnxruntime raises its own types
                 r_fw = r_bw = e
+                refused += 2
             write_step(out_dir, fw, r_fw)
             write_step(out_dir, bw, r_bw)
             steps = [s for s in steps if s is not fw and s is not bw]
