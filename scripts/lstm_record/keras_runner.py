@@ -107,11 +107,9 @@ class KerasRunner:
         to float32 inside the stack."""
         if self.version == "3":
             self.K.backend.clear_session(free_memory=False)  # its gc.collect() costs ~0.3 s a run
-        else:
-            self.K.backend.clear_session()
-        if self.version == "3":
             self.K.config.set_dtype_policy(dtype)
         else:
+            self.K.backend.clear_session()
             self.K.backend.set_floatx(dtype)
         self.K.utils.set_random_seed(0)
 
