@@ -21,6 +21,7 @@ mod layer;
 pub mod oracle;
 mod parallel;
 mod real;
+mod recurrent;
 mod runner;
 
 pub use activation::Activation;
