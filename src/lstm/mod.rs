@@ -22,6 +22,7 @@ mod layer;
 pub mod oracle;
 mod parallel;
 mod real;
+mod recurrent;
 mod runner;
 
 pub use activation::Activation;

@@ -8,6 +8,7 @@
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 
 /// Environment variable that sets the default number of threads
 /// (`1` = single-threaded). Unset or invalid: the machine's available
@@ -37,19 +38,26 @@ pub fn split(len: usize, parts: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// A reusable barrier for a fixed number of threads that spins briefly and
-/// then yields.
+/// A reusable barrier for a fixed number of threads that spins briefly,
+/// then sleeps.
 ///
-/// `std::sync::Barrier` parks threads on a condition variable; waking them
-/// costs tens of microseconds, as much as a whole step at small shapes.
-/// Spinning first catches the common case (the other threads arrive within
-/// microseconds); yielding afterwards keeps a thread that waits for a
-/// descheduled peer from burning its core on a shared machine.
+/// `std::sync::Barrier` always parks on a condition variable; waking costs
+/// tens of microseconds, as much as a whole step at small shapes, so this
+/// one first spins (the other threads usually arrive within microseconds).
+/// It then sleeps rather than spinning on: on a shared, oversubscribed
+/// machine the thread being waited for may be descheduled, and a spinning
+/// (or merely yielding) waiter holds the core it needs.
 pub struct SpinBarrier {
     threads: usize,
     arrived: AtomicUsize,
     generation: AtomicUsize,
+    /// Threads asleep in `wait`, guarded with the condition variable.
+    sleepers: Mutex<usize>,
+    wake: Condvar,
 }
+
+/// Spin iterations before sleeping (tens of microseconds).
+const SPINS: u32 = 1 << 14;
 
 impl SpinBarrier {
     /// A barrier for `threads` threads.
@@ -58,6 +66,8 @@ impl SpinBarrier {
             threads: threads.max(1),
             arrived: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
+            sleepers: Mutex::new(0),
+            wake: Condvar::new(),
         }
     }
 
@@ -70,20 +80,29 @@ impl SpinBarrier {
         }
         let generation = self.generation.load(Ordering::Acquire);
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
-            // Last to arrive: reset the count, then release the others.
+            // Last to arrive: reset the count, then release the others. The
+            // increment happens under the lock so that a thread about to
+            // sleep either sees it or is already waiting for the notification.
             self.arrived.store(0, Ordering::Relaxed);
+            let sleepers = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
             self.generation.fetch_add(1, Ordering::Release);
+            if *sleepers > 0 {
+                self.wake.notify_all();
+            }
             return;
         }
-        let mut spins = 0u32;
-        while self.generation.load(Ordering::Acquire) == generation {
-            if spins < 4096 {
-                std::hint::spin_loop();
-                spins += 1;
-            } else {
-                std::thread::yield_now();
+        for _ in 0..SPINS {
+            if self.generation.load(Ordering::Acquire) != generation {
+                return;
             }
+            std::hint::spin_loop();
         }
+        let mut sleepers = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        *sleepers += 1;
+        while self.generation.load(Ordering::Acquire) == generation {
+            sleepers = self.wake.wait(sleepers).unwrap_or_else(|e| e.into_inner());
+        }
+        *sleepers -= 1;
     }
 }
 
