@@ -5,8 +5,11 @@
 //! Each test builds its fixture from a recorded case copied to a temporary
 //! folder, or from bytes written here.
 
+mod common;
+
+use common::{copy_case, reference};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lstm_parity::conformance::npy::{self, NpyError};
 use lstm_parity::conformance::{self, Case, CaseErrorKind, Dtype, Filter};
@@ -14,21 +17,6 @@ use lstm_parity::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn};
 
 const CASE: &str = "tf1/nb001-stacked";
-
-fn reference() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference")
-}
-
-fn copy_case(id: &str) -> (tempfile::TempDir, PathBuf) {
-    let root = tempfile::tempdir().unwrap();
-    let dst = root.path().join(id);
-    fs::create_dir_all(&dst).unwrap();
-    for entry in fs::read_dir(reference().join(id)).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
-    }
-    (root, dst)
-}
 
 fn load(dir: &Path) -> Result<Case, lstm_parity::conformance::CaseError> {
     Case::load(dir, CASE)

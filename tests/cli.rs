@@ -1,15 +1,14 @@
 //! The command-line frontend: outputs and exit codes (0 pass, 1 fail,
 //! 2 bad usage or unreadable input), and clear errors for bad input.
 
+mod common;
+
+use common::copy_case;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const CASE: &str = "tf1/nb001-stacked";
-
-fn reference() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference")
-}
 
 fn lstm_parity(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lstm-parity"))
@@ -24,18 +23,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A reference root holding a copy of one recorded case, to break.
-fn copy_case(id: &str) -> (tempfile::TempDir, PathBuf) {
-    let root = tempfile::tempdir().unwrap();
-    let dst = root.path().join(id);
-    fs::create_dir_all(&dst).unwrap();
-    for entry in fs::read_dir(reference().join(id)).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
-    }
-    (root, dst)
 }
 
 fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {

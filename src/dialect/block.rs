@@ -168,15 +168,7 @@ impl Model {
         let x: Array3<T> = if sequence {
             super::input3(inputs, "x")?
         } else {
-            let x = super::input_float::<T>(inputs, "x")?;
-            let got = x.shape().to_vec();
-            x.into_dimensionality::<ndarray::Ix2>()
-                .map_err(|_| DialectError::Shape {
-                    what: "x (rank 2: [batch, input])".into(),
-                    expected: vec![],
-                    got,
-                })?
-                .insert_axis(Axis(0))
+            super::input_one_step(inputs, "x", 0)?
         };
         let (time, batch, input) = x.dim();
         let layer = self.canonical_layer::<T>(vars, input)?;

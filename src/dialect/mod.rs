@@ -365,6 +365,24 @@ pub(crate) fn input2<T: Real>(
     with_shape::<T, Ix2>(input_float(inputs, name)?, name, &shape)
 }
 
+/// A float input of rank 2 (`[batch, input]`, one step), with a time axis
+/// of length 1 inserted at `time_axis`.
+pub(crate) fn input_one_step<T: Real>(
+    inputs: &Tensors,
+    name: &str,
+    time_axis: usize,
+) -> Result<ndarray::Array3<T>, DialectError> {
+    let x = input_float::<T>(inputs, name)?;
+    let got = x.shape().to_vec();
+    Ok(x.into_dimensionality::<ndarray::Ix2>()
+        .map_err(|_| DialectError::Shape {
+            what: format!("{name} (rank 2: [batch, input])"),
+            expected: vec![],
+            got,
+        })?
+        .insert_axis(Axis(time_axis)))
+}
+
 /// A float input of rank 3.
 pub(crate) fn input3<T: Real>(
     inputs: &Tensors,

@@ -270,17 +270,7 @@ impl Model {
 
         // Inputs as [batch, time, input].
         let x: Array3<T> = match self.api {
-            Api::CellCall => {
-                let x = super::input_float::<T>(inputs, "inputs")?;
-                let got = x.shape().to_vec();
-                x.into_dimensionality::<ndarray::Ix2>()
-                    .map_err(|_| DialectError::Shape {
-                        what: "inputs (rank 2: [batch, input])".into(),
-                        expected: vec![],
-                        got,
-                    })?
-                    .insert_axis(Axis(1))
-            }
+            Api::CellCall => super::input_one_step(inputs, "inputs", 1)?,
             _ if self.is_time_major() => {
                 super::input3::<T>(inputs, "inputs")?.permuted_axes([1, 0, 2])
             }

@@ -1,5 +1,5 @@
-//! Shared by the gate and diagnostics tests: scratch folders and synthetic
-//! cases.
+//! Shared by the tests: scratch folders, copies of recorded cases to break,
+//! and synthetic cases.
 //!
 //! A synthetic case is written in the case format with its expectations
 //! computed by the Rust LSTM (float32 and float64). It stands in for kinds
@@ -20,6 +20,18 @@ use serde_json::{json, Value};
 
 pub fn reference() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference")
+}
+
+/// A reference root holding a copy of one recorded case, to break.
+pub fn copy_case(id: &str) -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let dst = root.path().join(id);
+    fs::create_dir_all(&dst).unwrap();
+    for entry in fs::read_dir(reference().join(id)).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+    }
+    (root, dst)
 }
 
 /// A scratch folder, on a RAM file system where there is one: an export
