@@ -635,6 +635,11 @@ fn bad_outputs_are_errors_naming_case_and_file() {
             },
             "y.npy: NaN at index [1, 0, 2]",
         ),
+        (
+            "extra file",
+            |d| fs::write(d.join("h_n.1.npy"), b"").unwrap(),
+            "h_n.1.npy: unexpected file",
+        ),
     ];
     for (what, brk, message) in breakers {
         let tmp = scratch();

@@ -1047,6 +1047,33 @@ impl OutputReader<'_> {
             let text = fs::read_to_string(&error_file).unwrap_or_default();
             return Err(ReadProblem::Failed(text.trim().to_string()));
         }
+        // Files outside the contract mean the implementation and the
+        // export disagree on names: an error, never silently ignored.
+        let layers = step.layers.len();
+        let known = |name: &str| {
+            name == "y.npy"
+                || (0..layers).any(|l| {
+                    [
+                        format!("h_n.{l}.npy"),
+                        format!("c_n.{l}.npy"),
+                        format!("trace.{l}.h.npy"),
+                        format!("trace.{l}.c.npy"),
+                    ]
+                    .iter()
+                    .any(|k| k == name)
+                })
+        };
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !known(&name) {
+                    return Err(ReadProblem::BadFile(
+                        entry.path(),
+                        "unexpected file: not an output of this step (see docs/gate.md)".into(),
+                    ));
+                }
+            }
+        }
         let (batch, time, _) = step.inputs.dim();
         let seq = |features: usize| -> Vec<usize> {
             if self.layout.time_major() {
