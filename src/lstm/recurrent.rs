@@ -113,7 +113,7 @@ impl PackedRecurrent {
         z: *mut f32,
         z_rs: usize,
     ) {
-        self.multiply(&self.panels[thread..=thread], rows, h, h_rs, z, z_rs);
+        self.multiply(&self.panels[thread..=thread], rows, h, h_rs, z, z_rs, true);
     }
 
     /// Every panel (all `4 * units` columns) for `rows` rows: the input
@@ -129,13 +129,19 @@ impl PackedRecurrent {
         z: *mut f32,
         z_rs: usize,
     ) {
-        self.multiply(&self.panels, rows, a, a_rs, z, z_rs);
+        self.multiply(&self.panels, rows, a, a_rs, z, z_rs, false);
     }
 
     /// Rows in chunks of [`CHUNK_ROWS`] (their inputs stay in L2 while every
     /// panel passes over them), depth in blocks of [`DEPTH_BLOCK`], each
     /// panel's depth block over the chunk in 6-row blocks (it stays in L1
     /// across them). Each block adds its partial sum into `z`.
+    ///
+    /// `split_sums`: a lone row uses the latency-hiding [`single`] kernel
+    /// (another summation order). Only the per-step product may: there the
+    /// rows are the whole batch, while the input projection's rows are split
+    /// between threads, and a row's value must not depend on the split.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn multiply(
         &self,
         groups: &[Vec<Panel>],
@@ -144,6 +150,7 @@ impl PackedRecurrent {
         a_rs: usize,
         z: *mut f32,
         z_rs: usize,
+        split_sums: bool,
     ) {
         #[cfg(target_arch = "x86_64")]
         for chunk in (0..rows).step_by(CHUNK_ROWS) {
@@ -164,7 +171,8 @@ impl PackedRecurrent {
                             4 => block::<4>(depth, a, a_rs, weights, c, z_rs, w),
                             3 => block::<3>(depth, a, a_rs, weights, c, z_rs, w),
                             2 => block::<2>(depth, a, a_rs, weights, c, z_rs, w),
-                            _ => single(depth, a, weights, c, w),
+                            _ if split_sums => single(depth, a, weights, c, w),
+                            _ => block::<1>(depth, a, a_rs, weights, c, z_rs, w),
                         }
                         row += n;
                     }
@@ -172,7 +180,7 @@ impl PackedRecurrent {
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (groups, rows, a, a_rs, z, z_rs);
+        let _ = (groups, rows, a, a_rs, z, z_rs, split_sums);
     }
 }
 
