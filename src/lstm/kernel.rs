@@ -371,24 +371,28 @@ fn worker<T: Real>(k: usize, cx: &Context<T>) {
     let (batch, time, units, out) = (cx.batch, cx.time, cx.units, cx.out);
     let width = 4 * units;
 
-    // 1. Input projection of this thread's rows: bias, then += x @ w_x.
+    // 1. Input projection of this thread's rows: bias + x @ w_x.
     let rows = cx.rows[k].clone();
     // SAFETY: rows of xw are split between the threads; the barrier below
     // orders these writes before any other thread reads them.
     unsafe {
         let xw = cx.xw.slice_mut(rows.start * width, rows.len() * width);
-        for row in xw.chunks_exact_mut(width) {
-            row.copy_from_slice(cx.bias);
-        }
-        if let Some(packed) = cx.packed_x {
+        // (With no inputs at all the packed product would not even write the bias.)
+        if let (Some(packed), true) = (cx.packed_x, cx.input > 0) {
+            // SAFETY: T is f32 whenever packed_x is set.
+            let bias = std::slice::from_raw_parts(cx.bias.as_ptr().cast::<f32>(), width);
             packed.all(
                 rows.len(),
                 cx.x.as_ptr().add(rows.start * cx.input).cast::<f32>(),
                 cx.input,
                 xw.as_mut_ptr().cast::<f32>(),
                 width,
+                bias,
             );
         } else {
+            for row in xw.chunks_exact_mut(width) {
+                row.copy_from_slice(cx.bias);
+            }
             matmul(
                 (rows.len(), width, cx.input),
                 xw.as_mut_ptr(),
