@@ -124,8 +124,10 @@ pub struct Measurement {
     pub ms: f64,
     /// [`Shape::flops`] / median time, in GFLOP/s.
     pub gflops: f64,
-    /// Threads the kernel used (the automatic choice when not given).
+    /// Threads over the steps (the automatic choice when not given).
     pub threads: usize,
+    /// Threads over the input projection.
+    pub projection_threads: usize,
     /// Timed runs.
     pub runs: usize,
 }
@@ -163,15 +165,11 @@ pub fn problem<T: Real>(shape: Shape) -> (Layer<T>, Array3<T>) {
     (layer, x)
 }
 
-/// The thread count the kernel picks for `shape` under `threads`.
-pub fn threads_used(shape: Shape, threads: Option<usize>) -> usize {
-    threads.unwrap_or_else(|| {
-        if shape.batch * shape.hidden * 4 * shape.hidden < lstm::MIN_STEP_WORK_FOR_THREADS {
-            1
-        } else {
-            lstm::default_threads()
-        }
-    })
+/// The thread counts the kernel picks for `shape` under `threads`:
+/// `(input projection, steps)`.
+pub fn threads_used(shape: Shape, threads: Option<usize>) -> (usize, usize) {
+    let (b, t, h) = (shape.batch, shape.time, shape.hidden);
+    lstm::layer_threads(b, t, h, h, h, threads)
 }
 
 /// The implementation name of a measurement: `lstm-parity` with the exact
@@ -224,7 +222,8 @@ pub fn measure<T: Real>(
         dtype: T::NAME.into(),
         ms: seconds * 1e3,
         gflops: shape.flops() / seconds / 1e9,
-        threads: threads_used(shape, threads),
+        threads: threads_used(shape, threads).1,
+        projection_threads: threads_used(shape, threads).0,
         runs: times.len(),
     }
 }

@@ -320,7 +320,7 @@ fn bench_command(
     if !json {
         println!(
             "{:<17} {:<14} {:<8} {:>10} {:>9} {:>7}",
-            "impl", "shape", "dtype", "ms", "GFLOP/s", "threads"
+            "impl", "shape", "dtype", "ms", "GFLOP/s", "threads (projection/steps)"
         );
     }
     for shape in shapes {
@@ -347,7 +347,12 @@ fn bench_command(
             } else {
                 println!(
                     "{:<17} {:<14} {:<8} {:>10.3} {:>9.1} {:>7}",
-                    m.implementation, m.shape, m.dtype, m.ms, m.gflops, m.threads
+                    m.implementation,
+                    m.shape,
+                    m.dtype,
+                    m.ms,
+                    m.gflops,
+                    format!("{}/{}", m.projection_threads, m.threads)
                 );
             }
         }

@@ -172,10 +172,15 @@ struct Context<'a, T> {
     mask: Option<ArrayView2<'a, bool>>,
     masked_output: MaskedOutput,
     fast_activations: bool,
+    /// Threads over the steps (`unit_shares.len()`).
     threads: usize,
+    /// Rows of the input projection per thread (every thread).
     rows: Vec<Range<usize>>,
     unit_shares: Vec<Range<usize>>,
     out_shares: Vec<Range<usize>>,
+    /// Every thread, after the input projection.
+    projected: SpinBarrier,
+    /// The step threads, after each step (and before a projection).
     barrier: SpinBarrier,
     /// `[batch * time, 4 * units]`: input projections, then gates in place.
     xw: Shared<T>,
@@ -193,8 +198,10 @@ struct Context<'a, T> {
 
 /// Run one layer over inputs already in processing order.
 ///
-/// `threads` is the number of threads to use (at most one per unit); the
-/// trace and the activations follow `options`.
+/// `threads` is `(input projection, steps)`: the number of threads that
+/// split the input projection's rows, and how many of them go on to split
+/// the units over the steps (at most one per unit). The trace and the
+/// activations follow `options`.
 pub(crate) fn run_layer<T: Real>(
     layer: &Layer<T>,
     x: ArrayView3<T>,
@@ -202,13 +209,14 @@ pub(crate) fn run_layer<T: Real>(
     mask: Option<ArrayView2<bool>>,
     masked_output: MaskedOutput,
     options: &RunOptions,
-    threads: usize,
+    threads: (usize, usize),
 ) -> LayerOutput<T> {
     let record_trace = options.trace;
     let (batch, time, input) = x.dim();
     let units = layer.units();
     let out = layer.output_size();
-    let threads = threads.clamp(1, units.max(1));
+    let step_threads = threads.1.clamp(1, units.max(1));
+    let all_threads = threads.0.max(step_threads);
 
     let x = x.as_standard_layout();
     let w_x = standard2(&layer.w_x);
@@ -254,7 +262,7 @@ pub(crate) fn run_layer<T: Real>(
         (Vec::new(), Vec::new())
     };
 
-    let unit_shares = split(units, threads);
+    let unit_shares = split(units, step_threads);
     // The recurrent weights: packed once for the float32 AVX2 kernel, else
     // a copy with a padded row stride for the GEMM crate. That GEMM reads
     // w_h unpacked, 16 columns at a time down all its rows; with a row
@@ -314,15 +322,16 @@ pub(crate) fn run_layer<T: Real>(
         mask: mask.as_ref().map(|m| m.view()),
         masked_output,
         fast_activations: options.fast_activations,
-        threads,
-        rows: split(batch * time, threads),
+        threads: step_threads,
+        rows: split(batch * time, all_threads),
         out_shares: if layer.projection.is_some() {
-            split(out, threads)
+            split(out, step_threads)
         } else {
             unit_shares.clone()
         },
         unit_shares,
-        barrier: SpinBarrier::new(threads),
+        projected: SpinBarrier::new(all_threads),
+        barrier: SpinBarrier::new(step_threads),
         xw: Shared::new(&mut xw),
         c: Shared::new(&mut c),
         h: [Shared::new(&mut h0), Shared::new(&mut h1)],
@@ -331,11 +340,11 @@ pub(crate) fn run_layer<T: Real>(
         trace: record_trace.then(|| (Shared::new(&mut trace_c), Shared::new(&mut trace_h))),
     };
 
-    if threads == 1 {
+    if all_threads == 1 {
         worker(0, &context);
     } else {
         std::thread::scope(|s| {
-            for k in 1..threads {
+            for k in 1..all_threads {
                 let context = &context;
                 s.spawn(move || worker(k, context));
             }
@@ -362,24 +371,28 @@ fn worker<T: Real>(k: usize, cx: &Context<T>) {
     let (batch, time, units, out) = (cx.batch, cx.time, cx.units, cx.out);
     let width = 4 * units;
 
-    // 1. Input projection of this thread's rows: bias, then += x @ w_x.
+    // 1. Input projection of this thread's rows: bias + x @ w_x.
     let rows = cx.rows[k].clone();
     // SAFETY: rows of xw are split between the threads; the barrier below
     // orders these writes before any other thread reads them.
     unsafe {
         let xw = cx.xw.slice_mut(rows.start * width, rows.len() * width);
-        for row in xw.chunks_exact_mut(width) {
-            row.copy_from_slice(cx.bias);
-        }
-        if let Some(packed) = cx.packed_x {
+        // (With no inputs at all the packed product would not even write the bias.)
+        if let (Some(packed), true) = (cx.packed_x, cx.input > 0) {
+            // SAFETY: T is f32 whenever packed_x is set.
+            let bias = std::slice::from_raw_parts(cx.bias.as_ptr().cast::<f32>(), width);
             packed.all(
                 rows.len(),
                 cx.x.as_ptr().add(rows.start * cx.input).cast::<f32>(),
                 cx.input,
                 xw.as_mut_ptr().cast::<f32>(),
                 width,
+                bias,
             );
         } else {
+            for row in xw.chunks_exact_mut(width) {
+                row.copy_from_slice(cx.bias);
+            }
             matmul(
                 (rows.len(), width, cx.input),
                 xw.as_mut_ptr(),
@@ -392,7 +405,10 @@ fn worker<T: Real>(k: usize, cx: &Context<T>) {
             );
         }
     }
-    cx.barrier.wait();
+    cx.projected.wait();
+    if k >= cx.threads {
+        return; // a projection-only thread
+    }
 
     let mine = cx.unit_shares[k].clone();
     let my_out = cx.out_shares[k].clone();
@@ -585,5 +601,49 @@ fn cells<T: Real>(cx: &Context<T>, z: &[T], mine: Range<usize>, c: &mut [T], m: 
         let o = layer.gate_activation.apply(zo[j] + po);
         c[j] = c_new;
         m[j] = o * layer.output_activation.apply(c_new);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array1, Array3};
+
+    /// Threads that only help with the input projection (more projection
+    /// threads than step threads) change nothing in the results.
+    #[test]
+    fn projection_only_threads_change_nothing() {
+        let (batch, time, input, units) = (3, 5, 11, 20);
+        let v = |k: usize| ((k * 7919 % 613) as f32 / 613.0 - 0.5) * 0.4;
+        let layer = Layer::new(
+            Array2::from_shape_fn((input, 4 * units), |(r, c)| v(r * 97 + c)),
+            Array2::from_shape_fn((units, 4 * units), |(r, c)| v(r * 31 + c * 3 + 5)),
+            Array1::from_shape_fn(4 * units, |c| v(c * 13 + 1)),
+        );
+        let x = Array3::from_shape_fn((batch, time, input), |(b, t, i)| v(b * 100 + t * 10 + i));
+        let run = |threads| {
+            let options = RunOptions {
+                trace: true,
+                threads: None,
+                fast_activations: false,
+            };
+            let initial = State::zeros(&layer, batch);
+            run_layer(
+                &layer,
+                x.view(),
+                initial,
+                None,
+                MaskedOutput::Zero,
+                &options,
+                threads,
+            )
+        };
+        let one = run((1, 1));
+        for threads in [(2, 1), (3, 1), (3, 2)] {
+            let other = run(threads);
+            assert_eq!(one.0, other.0, "{threads:?}");
+            assert_eq!(one.1, other.1, "{threads:?}");
+            assert_eq!(one.2, other.2, "{threads:?}");
+        }
     }
 }

@@ -30,7 +30,9 @@ pub use gates::{step_gates, Gates};
 pub use layer::{Gate, Layer, Peepholes, Projection, ShapeError};
 pub use parallel::{default_threads, THREADS_ENV};
 pub use real::Real;
+#[doc(hidden)]
+pub use runner::layer_threads;
 pub use runner::{
     run, run_with, MaskedOutput, RunOptions, RunOutput, Sequence, State, StepTrace,
-    FAST_ACTIVATIONS_ENV, MIN_STEP_WORK_FOR_THREADS,
+    FAST_ACTIVATIONS_ENV, MIN_PROJECTION_WORK_FOR_THREADS, MIN_STEP_WORK_FOR_THREADS,
 };

@@ -17,6 +17,8 @@ use std::ops::Range;
 
 /// Columns per panel: two 8-lane vectors.
 const PANEL: usize = 16;
+/// Floats per 64-byte cache line.
+const LINE_FLOATS: usize = 16;
 /// Rows of the register block.
 const ROWS: usize = 6;
 /// Depth (`k`) per pass. Blocks of 256 (a 16 KiB panel block that stays in
@@ -67,7 +69,14 @@ impl PackedRecurrent {
         units: usize,
         shares: &[Range<usize>],
     ) -> Self {
-        let mut data = Vec::new();
+        // Count first, so that the buffer is allocated once and its start
+        // can be put on a cache line: a panel row is 64 bytes, and read
+        // from an address that is not a multiple of 64 every one of its
+        // two 32-byte loads per step of k would straddle two lines.
+        let panel_count: usize = shares.iter().map(|s| 4 * s.len().div_ceil(PANEL)).sum();
+        let mut data = vec![0.0f32; panel_count * depth * PANEL + LINE_FLOATS];
+        let base = data.as_ptr().align_offset(64).min(LINE_FLOATS);
+        let mut next = base;
         let mut panels = Vec::with_capacity(shares.len());
         for share in shares {
             let mut mine = Vec::new();
@@ -75,8 +84,8 @@ impl PackedRecurrent {
                 let columns = gate * units + share.start..gate * units + share.end;
                 for column in columns.clone().step_by(PANEL) {
                     let width = PANEL.min(columns.end - column);
-                    let offset = data.len();
-                    data.resize(offset + depth * PANEL, 0.0);
+                    let offset = next;
+                    next += depth * PANEL;
                     for k in 0..depth {
                         let row = &w_h[k * w_rs + column..k * w_rs + column + width];
                         data[offset + k * PANEL..offset + k * PANEL + width].copy_from_slice(row);
@@ -113,11 +122,21 @@ impl PackedRecurrent {
         z: *mut f32,
         z_rs: usize,
     ) {
-        self.multiply(&self.panels[thread..=thread], rows, h, h_rs, z, z_rs);
+        self.multiply(
+            &self.panels[thread..=thread],
+            rows,
+            h,
+            h_rs,
+            z,
+            z_rs,
+            None,
+            true,
+        );
     }
 
-    /// Every panel (all `4 * units` columns) for `rows` rows: the input
-    /// projection of one thread's rows.
+    /// Every panel (all `4 * units` columns) for `rows` rows, written as
+    /// `z = bias + a @ w` (z is not read): the input projection of one
+    /// thread's rows.
     ///
     /// # Safety
     /// As for [`step`](Self::step), with `z` rows this thread owns.
@@ -128,14 +147,21 @@ impl PackedRecurrent {
         a_rs: usize,
         z: *mut f32,
         z_rs: usize,
+        bias: &[f32],
     ) {
-        self.multiply(&self.panels, rows, a, a_rs, z, z_rs);
+        self.multiply(&self.panels, rows, a, a_rs, z, z_rs, Some(bias), false);
     }
 
     /// Rows in chunks of [`CHUNK_ROWS`] (their inputs stay in L2 while every
     /// panel passes over them), depth in blocks of [`DEPTH_BLOCK`], each
     /// panel's depth block over the chunk in 6-row blocks (it stays in L1
     /// across them). Each block adds its partial sum into `z`.
+    ///
+    /// `split_sums`: a lone row uses the latency-hiding [`single`] kernel
+    /// (another summation order). Only the per-step product may: there the
+    /// rows are the whole batch, while the input projection's rows are split
+    /// between threads, and a row's value must not depend on the split.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn multiply(
         &self,
         groups: &[Vec<Panel>],
@@ -144,6 +170,8 @@ impl PackedRecurrent {
         a_rs: usize,
         z: *mut f32,
         z_rs: usize,
+        bias: Option<&[f32]>,
+        split_sums: bool,
     ) {
         #[cfg(target_arch = "x86_64")]
         for chunk in (0..rows).step_by(CHUNK_ROWS) {
@@ -158,13 +186,20 @@ impl PackedRecurrent {
                         let a = a.add(row * a_rs + k0);
                         let c = z.add(row * z_rs + panel.column);
                         let w = panel.width;
+                        // The first depth block starts from the bias, if
+                        // given, instead of reading z.
+                        let base = match bias {
+                            Some(bias) if k0 == 0 => bias.as_ptr().add(panel.column),
+                            _ => std::ptr::null(),
+                        };
                         match n {
-                            6 => block::<6>(depth, a, a_rs, weights, c, z_rs, w),
-                            5 => block::<5>(depth, a, a_rs, weights, c, z_rs, w),
-                            4 => block::<4>(depth, a, a_rs, weights, c, z_rs, w),
-                            3 => block::<3>(depth, a, a_rs, weights, c, z_rs, w),
-                            2 => block::<2>(depth, a, a_rs, weights, c, z_rs, w),
-                            _ => single(depth, a, weights, c, w),
+                            6 => block::<6>(depth, a, a_rs, weights, c, z_rs, w, base),
+                            5 => block::<5>(depth, a, a_rs, weights, c, z_rs, w, base),
+                            4 => block::<4>(depth, a, a_rs, weights, c, z_rs, w, base),
+                            3 => block::<3>(depth, a, a_rs, weights, c, z_rs, w, base),
+                            2 => block::<2>(depth, a, a_rs, weights, c, z_rs, w, base),
+                            _ if split_sums => single(depth, a, weights, c, w, base),
+                            _ => block::<1>(depth, a, a_rs, weights, c, z_rs, w, base),
                         }
                         row += n;
                     }
@@ -172,13 +207,14 @@ impl PackedRecurrent {
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (groups, rows, a, a_rs, z, z_rs);
+        let _ = (groups, rows, a, a_rs, z, z_rs, split_sums);
     }
 }
 
 /// `c[r][0..width] += a[r] @ w` for `R` rows: the 6 x 16 register block.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn block<const R: usize>(
     depth: usize,
     a: *const f32,
@@ -187,8 +223,18 @@ unsafe fn block<const R: usize>(
     c: *mut f32,
     c_rs: usize,
     width: usize,
+    base: *const f32,
 ) {
     use std::arch::x86_64::*;
+    // The output tile is read once, after the loop; fetch it now so that
+    // its cache misses overlap the arithmetic instead of following it
+    // (measured: 37-42 -> 53-62 GFLOP/s at 3200 x 512 x 2048).
+    if base.is_null() {
+        for r in 0..R {
+            _mm_prefetch(c.add(r * c_rs).cast::<i8>(), _MM_HINT_T0);
+            _mm_prefetch(c.add(r * c_rs + PANEL - 1).cast::<i8>(), _MM_HINT_T0);
+        }
+    }
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     for k in 0..depth {
         let w0 = _mm256_loadu_ps(w.add(k * PANEL));
@@ -200,7 +246,7 @@ unsafe fn block<const R: usize>(
         }
     }
     for (r, acc) in acc.iter().enumerate() {
-        store(c.add(r * c_rs), acc[0], acc[1], width);
+        store(c.add(r * c_rs), acc[0], acc[1], width, base);
     }
 }
 
@@ -208,7 +254,14 @@ unsafe fn block<const R: usize>(
 /// the FMA latency does not serialise the loop.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn single(depth: usize, a: *const f32, w: *const f32, c: *mut f32, width: usize) {
+unsafe fn single(
+    depth: usize,
+    a: *const f32,
+    w: *const f32,
+    c: *mut f32,
+    width: usize,
+    base: *const f32,
+) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm256_setzero_ps(); 2]; 4];
     let mut k = 0;
@@ -234,7 +287,7 @@ unsafe fn single(depth: usize, a: *const f32, w: *const f32, c: *mut f32, width:
         _mm256_add_ps(acc[0][1], acc[1][1]),
         _mm256_add_ps(acc[2][1], acc[3][1]),
     );
-    store(c, lo, hi, width);
+    store(c, lo, hi, width, base);
 }
 
 /// `c[0..width] += [lo, hi][0..width]`.
@@ -245,17 +298,21 @@ unsafe fn store(
     lo: std::arch::x86_64::__m256,
     hi: std::arch::x86_64::__m256,
     width: usize,
+    base: *const f32,
 ) {
     use std::arch::x86_64::*;
+    // c = (base or c) + acc: the same sum either way, the bias having been
+    // z's starting value before.
+    let from = if base.is_null() { c.cast_const() } else { base };
     if width == PANEL {
-        _mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(c), lo));
-        _mm256_storeu_ps(c.add(8), _mm256_add_ps(_mm256_loadu_ps(c.add(8)), hi));
+        _mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(from), lo));
+        _mm256_storeu_ps(c.add(8), _mm256_add_ps(_mm256_loadu_ps(from.add(8)), hi));
     } else {
         let mut spill = [0.0f32; PANEL];
         _mm256_storeu_ps(spill.as_mut_ptr(), lo);
         _mm256_storeu_ps(spill.as_mut_ptr().add(8), hi);
         for (j, v) in spill.iter().enumerate().take(width) {
-            *c.add(j) += v;
+            *c.add(j) = *from.add(j) + v;
         }
     }
 }

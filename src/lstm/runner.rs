@@ -103,8 +103,10 @@ pub struct RunOptions {
     /// not, and skips two `[batch, time, units]` arrays per layer.
     pub trace: bool,
     /// Number of threads. `None`: [`default_threads`](super::default_threads)
-    /// (the `LSTM_PARITY_THREADS` variable, else every core), lowered to 1
-    /// when a step is too small for threads to pay. `Some(n)`: exactly `n`
+    /// (the `LSTM_PARITY_THREADS` variable, else every core) for the input
+    /// projection and for the steps, each lowered to 1 when it is too small
+    /// for threads to pay ([`MIN_PROJECTION_WORK_FOR_THREADS`],
+    /// [`MIN_STEP_WORK_FOR_THREADS`]). `Some(n)`: exactly `n`
     /// (at most one per unit), whatever the size; `Some(1)` is the
     /// single-threaded mode.
     pub threads: Option<usize>,
@@ -135,23 +137,51 @@ impl Default for RunOptions {
 }
 
 /// Multiply-adds of one recurrent step (`batch * h_depth * 4 * units`)
-/// below which [`RunOptions::threads`] `None` runs a layer on one thread.
-/// Measured on 2 cores: at B=1, H=128 (65k) a step takes about 2 us, less
-/// than two threads spend meeting at the barrier; at B=16, H=256 (4.2M)
-/// two threads are clearly faster.
-pub const MIN_STEP_WORK_FOR_THREADS: usize = 1 << 18;
+/// below which [`RunOptions::threads`] `None` runs the steps of a layer on
+/// one thread. Threads over a step meet at a barrier once per step, and on
+/// a shared machine a step then waits for whichever thread the scheduler
+/// parked: measured on this project's 2-core machine under other work,
+/// B=16, H=256 (4.2M per step) ran 31 ms on one thread and 53-130 ms on
+/// two, while B=64, H=512 (67M) gained from two.
+pub const MIN_STEP_WORK_FOR_THREADS: usize = 1 << 24;
 
-/// The thread count for one layer under `options`.
-fn layer_threads<T: Real>(layer: &Layer<T>, batch: usize, options: &RunOptions) -> usize {
-    match options.threads {
-        Some(n) => n.max(1),
+/// Multiply-adds of the input projection of all steps (`batch * time *
+/// input * 4 * units`) from which [`RunOptions::threads`] `None` splits it
+/// over every core. It needs a single barrier, so it pays at much smaller
+/// sizes than the steps do (B=16, T=100, H=256: 419M), but not where the
+/// whole layer takes a millisecond or two: at B=1, T=200, H=128 (13M)
+/// starting the second thread cost more than it saved (1.7 ms on one
+/// thread, 2.5-4.7 ms with two).
+pub const MIN_PROJECTION_WORK_FOR_THREADS: usize = 1 << 25;
+
+/// Threads for one layer (sizes as named) under [`RunOptions::threads`]:
+/// `(input projection, steps)`.
+pub fn layer_threads(
+    batch: usize,
+    time: usize,
+    input: usize,
+    units: usize,
+    h_depth: usize,
+    threads: Option<usize>,
+) -> (usize, usize) {
+    match threads {
+        Some(n) => (n.max(1), n.max(1)),
         None => {
-            let step_work = batch * layer.output_size() * 4 * layer.units();
-            if step_work < MIN_STEP_WORK_FOR_THREADS {
-                1
-            } else {
-                default_threads()
-            }
+            let all = default_threads();
+            let projection = batch * time * input * 4 * units;
+            let step = batch * h_depth * 4 * units;
+            (
+                if projection < MIN_PROJECTION_WORK_FOR_THREADS {
+                    1
+                } else {
+                    all
+                },
+                if step < MIN_STEP_WORK_FOR_THREADS {
+                    1
+                } else {
+                    all
+                },
+            )
         }
     }
 }
@@ -279,7 +309,14 @@ pub fn run_with<T: Real>(
             mask.as_ref().map(|m| m.view()),
             seq.masked_output,
             options,
-            layer_threads(layer, batch, options),
+            layer_threads(
+                batch,
+                time,
+                layer.input_size(),
+                layer.units(),
+                layer.output_size(),
+                options.threads,
+            ),
         );
         final_state.push(state);
         trace.extend(steps);
