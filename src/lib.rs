@@ -12,7 +12,7 @@
 //! | [`dialect`] | each framework's terms (gate orders, quirks) to and from the canonical LSTM | files |
 //! | [`lstm`] | the canonical LSTM math and its slow `f64` oracle | frameworks, files |
 //! | [`tensor`] | the arrays passed between them | |
-//! | [`bench`] | timing the kernel at the benchmark shapes (`lstm-parity bench`) | |
+//! | [`mod@bench`] | timing the kernel at the benchmark shapes (`lstm-parity bench`) | |
 //!
 //! The case format is documented in `reference/README.md`; each framework's
 //! semantics in the dialect modules' docs.

@@ -4,8 +4,9 @@
 //!
 //! 1. **Input projection of every step at once**: `xw = x @ w_x + bias`, one
 //!    GEMM of `[batch*time, input] x [input, 4*units]`. The threads split its
-//!    rows. `xw` then *is* the gate buffer: step `t` adds `h @ w_h` into rows
-//!    `(b, t)` in place, so no other per-step buffer is needed.
+//!    rows (possibly more threads than step 2 uses: it needs one barrier, not
+//!    one per step). `xw` then *is* the gate buffer: step `t` adds `h @ w_h`
+//!    into rows `(b, t)` in place, so no other per-step buffer is needed.
 //! 2. **Per step**, each thread owns a consecutive share of the units: it
 //!    adds `h_prev @ w_h[:, its columns of each gate block]` into its part of
 //!    the gate rows (GEMM, `beta = 1`), then runs the fused cell pass over
@@ -14,8 +15,13 @@
 //!    a second GEMM per step after a barrier (it needs every unit of `m`).
 //! 3. The threads meet at a barrier, and the two `h` buffers swap roles.
 //!
-//! Nothing is allocated per step. The column split means each output value
-//! is computed by one thread with the same code whatever the thread count.
+//! The products: for `float32` on AVX2/FMA processors the packed-weight
+//! kernel of `recurrent` (weights packed once per call of `run_layer`);
+//! otherwise the `gemm` crate. Nothing is allocated per step. With the
+//! packed kernel each output value is computed by the same instructions
+//! whatever the thread count or split, so results are bit-identical across
+//! thread counts; the `gemm` fallback may block its sums differently for
+//! different column counts (last-bit differences, within the oracle tests).
 //!
 //! Buffers are shared between the threads through raw pointers: every write
 //! goes to columns (or, in step 1, rows) that only the writing thread owns,

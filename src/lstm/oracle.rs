@@ -2,7 +2,7 @@
 //!
 //! Written for reading, not speed: plain loops over plain vectors, one
 //! row, one step, one unit at a time, following the formula on
-//! [`Layer`](super::Layer) line by line. It shares nothing with the main path
+//! [`Layer`] line by line. It shares nothing with the main path
 //! but the weight type and [`Activation::apply`](super::Activation::apply).
 
 use ndarray::Array3;
