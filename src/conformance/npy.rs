@@ -190,15 +190,7 @@ fn shaped<T>(data: Vec<T>, dims: &[usize], fortran: bool) -> ArrayD<T> {
 /// # Errors
 /// An [`NpyError::Write`] when the file cannot be written.
 pub fn write(path: &Path, tensor: &Tensor) -> Result<(), NpyError> {
-    let mut bytes = Vec::new();
-    match tensor {
-        Tensor::F32(a) => write_array(&mut bytes, a),
-        Tensor::F64(a) => write_array(&mut bytes, a),
-        Tensor::I32(a) => write_array(&mut bytes, a),
-        Tensor::Bool(a) => write_array(&mut bytes, a),
-    }
-    .map_err(NpyError::Write)?;
-    write_atomic(path, &bytes).map_err(NpyError::Write)
+    write_atomic(path, &to_bytes(tensor)?).map_err(NpyError::Write)
 }
 
 fn write_array<T: npyz::AutoSerialize + Clone>(
