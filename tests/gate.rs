@@ -866,3 +866,85 @@ fn run_applies_expectations_and_writes_junit() {
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("<?xml"));
 }
+
+// ---------------------------------------------------------------------------
+// The committed reports of the real implementations (scripts/gates/results/,
+// written by `scripts/gates/run IMPL --update`): they are what the README
+// matrix shows, so they must belong to this suite and to the committed
+// expectation lists.
+
+#[test]
+fn committed_gate_reports_match_the_suite_and_the_expectations() {
+    let root = reference();
+    let gates = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gates");
+    let ids: Vec<String> = conformance::suite::discover(&root)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let fingerprint = gate::suite_fingerprint(&root, &ids).unwrap();
+    let mut reports: Vec<PathBuf> = fs::read_dir(gates.join("results"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    reports.sort();
+    let names: Vec<String> = reports
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "onnxruntime.onnx-layout1.json",
+            "onnxruntime.onnx.json",
+            "torch.torch.json"
+        ]
+    );
+    for path in &reports {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let (implementation, layout) = name.split_once('.').unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(
+            report["gate"]["suite_fingerprint"], fingerprint,
+            "{name}: made on another version of reference/: run scripts/gates/run {implementation} --update"
+        );
+        assert_eq!(report["gate"]["layout"], layout, "{name}");
+        let summary = &report["summary"];
+        for key in ["failed", "errors", "expectation_errors"] {
+            assert_eq!(summary[key], 0, "{name}: {key}");
+        }
+        let cases = report["cases"].as_array().unwrap();
+        let skipped = report["skipped"].as_array().unwrap();
+        assert_eq!(cases.len() + skipped.len(), ids.len(), "{name}");
+        // Every listed expected failure is one in the report, and back.
+        let list =
+            Expectations::load(&gates.join(format!("{implementation}.expectations.toml"))).unwrap();
+        let xfail: Vec<&str> = cases
+            .iter()
+            .filter(|c| c["verdict"] == "xfail")
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(xfail.len() as u64, summary["expected_failures"], "{name}");
+        for id in &xfail {
+            assert!(
+                list.entries.iter().any(|e| {
+                    (e.layouts.is_empty() || e.layouts.iter().any(|l| l == layout))
+                        && glob::Pattern::new(&e.case).unwrap().matches(id)
+                }),
+                "{name}: {id} failed as expected but no entry lists it"
+            );
+        }
+        for e in &list.entries {
+            if e.layouts.is_empty() || e.layouts.iter().any(|l| l == layout) {
+                let pattern = glob::Pattern::new(&e.case).unwrap();
+                assert!(
+                    xfail.iter().any(|id| pattern.matches(id)),
+                    "{name}: entry {:?} matches no expected failure",
+                    e.case
+                );
+            }
+        }
+    }
+}
