@@ -33,6 +33,7 @@ use std::ops::Range;
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, CowArray, Ix1, Ix2};
 
+use super::buffer::Buffer;
 use super::parallel::{split, SpinBarrier};
 use super::recurrent::{self, PackedRecurrent};
 use super::{fast_math, Activation, Layer, MaskedOutput, Real, RunOptions, State, StepTrace};
@@ -172,6 +173,10 @@ struct Context<'a, T> {
     packed: Option<&'a PackedRecurrent>,
     /// The packed input weights, likewise.
     packed_x: Option<&'a PackedRecurrent>,
+    /// `w_h` in standard layout, which the threads pack (with `packed`).
+    w_h_packing: &'a [T],
+    /// Every thread, after packing its share of the input weights.
+    packed_ready: SpinBarrier,
     bias: &'a [T],
     peepholes: Option<PeepholeSlices<'a, T>>,
     projection: Option<(&'a [T], Option<T>)>,
@@ -236,7 +241,8 @@ pub(crate) fn run_layer<T: Real>(
     });
     let projection_kernel = layer.projection.as_ref().map(|p| standard2(&p.kernel));
 
-    let mut xw = vec![T::zero(); batch * time * 4 * units];
+    // Written (first touched) by the threads, each its own rows.
+    let xw = Buffer::<T>::unfilled(batch * time * 4 * units);
     let mut c = initial
         .c
         .as_standard_layout()
@@ -276,20 +282,14 @@ pub(crate) fn run_layer<T: Real>(
     // 1024) every row maps to the same L1 cache set and the reads evict
     // each other. 16 extra floats per row break that alignment (measured
     // 1.5x faster at [16 x 256] x [256 x 1024]).
+    // Laid out here, filled by the threads that use them (`worker`).
     let packed = (TypeId::of::<T>() == TypeId::of::<f32>() && recurrent::available()).then(|| {
-        let w_h = standard2(&layer.w_h);
-        let w_h = w_h.as_slice().expect("standard layout");
-        // SAFETY: T is f32 (checked above).
-        let w_h = unsafe { std::slice::from_raw_parts(w_h.as_ptr().cast::<f32>(), w_h.len()) };
-        let w_x = standard2(&layer.w_x);
-        let w_x = w_x.as_slice().expect("standard layout");
-        // SAFETY: as above.
-        let w_x = unsafe { std::slice::from_raw_parts(w_x.as_ptr().cast::<f32>(), w_x.len()) };
         (
-            PackedRecurrent::new(w_h, 4 * units, out, units, &unit_shares),
-            PackedRecurrent::new(w_x, 4 * units, input, units, &unit_shares),
+            PackedRecurrent::layout(out, units, &unit_shares),
+            PackedRecurrent::layout(input, units, &unit_shares),
         )
     });
+    let w_h_std = standard2(&layer.w_h);
     let w_h_rs = 4 * units + W_H_PAD;
     let mut w_h = Vec::new();
     if packed.is_none() {
@@ -313,6 +313,12 @@ pub(crate) fn run_layer<T: Real>(
         w_h_rs,
         packed: packed.as_ref().map(|(h, _)| h),
         packed_x: packed.as_ref().map(|(_, x)| x),
+        w_h_packing: if packed.is_some() {
+            w_h_std.as_slice().expect("standard layout")
+        } else {
+            &[]
+        },
+        packed_ready: SpinBarrier::new(all_threads),
         bias: bias.as_slice().expect("contiguous"),
         peepholes: peephole_arrays.as_ref().map(|(i, f, o)| PeepholeSlices {
             input: i.as_slice().expect("contiguous"),
@@ -338,7 +344,7 @@ pub(crate) fn run_layer<T: Real>(
         unit_shares,
         projected: SpinBarrier::new(all_threads),
         barrier: SpinBarrier::new(step_threads),
-        xw: Shared::new(&mut xw),
+        xw: Shared(xw.raw()),
         c: Shared::new(&mut c),
         h: [Shared::new(&mut h0), Shared::new(&mut h1)],
         m: Shared::new(&mut m),
@@ -377,12 +383,35 @@ fn worker<T: Real>(k: usize, cx: &Context<T>) {
     let (batch, time, units, out) = (cx.batch, cx.time, cx.units, cx.out);
     let width = 4 * units;
 
+    // 0. Pack this thread's share of the input weights' panels (every
+    // thread reads all of them, so they meet at a barrier after) and its
+    // own recurrent panels (only it reads those).
+    if let (Some(packed_x), Some(packed)) = (cx.packed_x, cx.packed) {
+        let all_threads = cx.rows.len();
+        // SAFETY: T is f32 whenever the packed kernels run; the panel
+        // shares are disjoint, and the barrier orders the writes of every
+        // share of packed_x before the projection reads them.
+        unsafe {
+            let f32s = |w: &[T]| std::slice::from_raw_parts(w.as_ptr().cast::<f32>(), w.len());
+            let share = split(packed_x.panel_count(), all_threads)[k].clone();
+            packed_x.pack(share, f32s(cx.w_x), width);
+            if k < cx.threads {
+                packed.pack(packed.group(k), f32s(cx.w_h_packing), width);
+            }
+        }
+        cx.packed_ready.wait();
+    }
+
     // 1. Input projection of this thread's rows: bias + x @ w_x.
     let rows = cx.rows[k].clone();
     // SAFETY: rows of xw are split between the threads; the barrier below
-    // orders these writes before any other thread reads them.
+    // orders these writes before any other thread reads them. The buffer
+    // starts unfilled, and its first touch is here, on the thread that uses
+    // the rows: the packed product writes every value of them (bias + sum,
+    // without reading), the other path copies the bias into each row first;
+    // only then is a slice made of them.
     unsafe {
-        let xw = cx.xw.slice_mut(rows.start * width, rows.len() * width);
+        let xw = cx.xw.0.add(rows.start * width);
         // (With no inputs at all the packed product would not even write the bias.)
         if let (Some(packed), true) = (cx.packed_x, cx.input > 0) {
             // SAFETY: T is f32 whenever packed_x is set.
@@ -391,17 +420,17 @@ fn worker<T: Real>(k: usize, cx: &Context<T>) {
                 rows.len(),
                 cx.x.as_ptr().add(rows.start * cx.input).cast::<f32>(),
                 cx.input,
-                xw.as_mut_ptr().cast::<f32>(),
+                xw.cast::<f32>(),
                 width,
                 bias,
             );
         } else {
-            for row in xw.chunks_exact_mut(width) {
-                row.copy_from_slice(cx.bias);
+            for r in 0..rows.len() {
+                std::ptr::copy_nonoverlapping(cx.bias.as_ptr(), xw.add(r * width), width);
             }
             matmul(
                 (rows.len(), width, cx.input),
-                xw.as_mut_ptr(),
+                xw,
                 width,
                 true,
                 cx.x.as_ptr().add(rows.start * cx.input),

@@ -15,6 +15,7 @@
 //!   property tests hold [`run`] to it.
 
 mod activation;
+mod buffer;
 mod fast_math;
 mod gates;
 mod kernel;

@@ -15,10 +15,10 @@
 
 use std::ops::Range;
 
+use super::buffer::Buffer;
+
 /// Columns per panel: two 8-lane vectors.
 const PANEL: usize = 16;
-/// Floats per 64-byte cache line.
-const LINE_FLOATS: usize = 16;
 /// Rows of the register block.
 const ROWS: usize = 6;
 /// Depth (`k`) per pass. Blocks of 256 (a 16 KiB panel block that stays in
@@ -40,7 +40,7 @@ struct Panel {
 
 /// `w_h` packed into panels, grouped by the thread that owns them.
 pub(crate) struct PackedRecurrent {
-    data: Vec<f32>,
+    data: Buffer<f32>,
     depth: usize,
     panels: Vec<Vec<Panel>>,
 }
@@ -58,43 +58,34 @@ pub(crate) fn available() -> bool {
 }
 
 impl PackedRecurrent {
-    /// Pack `w_h` (`[depth, 4 * units]`, row stride `w_rs`) for threads
-    /// owning the unit ranges `shares`: thread `k`'s panels cover columns
-    /// `g * units + shares[k]` for each gate block `g`. Panels narrower than
-    /// 16 are padded with zero weights.
-    pub(crate) fn new(
-        w_h: &[f32],
-        w_rs: usize,
-        depth: usize,
-        units: usize,
-        shares: &[Range<usize>],
-    ) -> Self {
-        // Count first, so that the buffer is allocated once and its start
-        // can be put on a cache line: a panel row is 64 bytes, and read
-        // from an address that is not a multiple of 64 every one of its
-        // two 32-byte loads per step of k would straddle two lines.
+    /// Lay out (but do not fill) the panels of `w_h` (`[depth, 4 * units]`)
+    /// for threads owning the unit ranges `shares`: thread `k`'s panels
+    /// cover columns `g * units + shares[k]` for each gate block `g`.
+    /// Every panel must then be filled with [`pack`](Self::pack) before the
+    /// products read it.
+    pub(crate) fn layout(depth: usize, units: usize, shares: &[Range<usize>]) -> Self {
+        // Count first, so that the buffer is allocated once. It starts on a
+        // cache line (a `Buffer` is 64-byte aligned): a panel row is 64
+        // bytes, and read from an address that is not a multiple of 64 every
+        // one of its two 32-byte loads per step of k would straddle two
+        // lines. It is left unfilled: the threads that use the panels
+        // write them (`pack`), so that neither the copy nor the first touch
+        // of the pages runs on one thread alone.
         let panel_count: usize = shares.iter().map(|s| 4 * s.len().div_ceil(PANEL)).sum();
-        let mut data = vec![0.0f32; panel_count * depth * PANEL + LINE_FLOATS];
-        let base = data.as_ptr().align_offset(64).min(LINE_FLOATS);
-        let mut next = base;
+        let data = Buffer::<f32>::unfilled(panel_count * depth * PANEL);
+        let mut next = 0;
         let mut panels = Vec::with_capacity(shares.len());
         for share in shares {
             let mut mine = Vec::new();
             for gate in 0..4 {
                 let columns = gate * units + share.start..gate * units + share.end;
                 for column in columns.clone().step_by(PANEL) {
-                    let width = PANEL.min(columns.end - column);
-                    let offset = next;
-                    next += depth * PANEL;
-                    for k in 0..depth {
-                        let row = &w_h[k * w_rs + column..k * w_rs + column + width];
-                        data[offset + k * PANEL..offset + k * PANEL + width].copy_from_slice(row);
-                    }
                     mine.push(Panel {
                         column,
-                        width,
-                        offset,
+                        width: PANEL.min(columns.end - column),
+                        offset: next,
                     });
+                    next += depth * PANEL;
                 }
             }
             panels.push(mine);
@@ -103,6 +94,65 @@ impl PackedRecurrent {
             data,
             depth,
             panels,
+        }
+    }
+
+    /// Lay out and fill every panel on this thread (see [`layout`](Self::layout)).
+    #[cfg(test)]
+    pub(crate) fn new(
+        w_h: &[f32],
+        w_rs: usize,
+        depth: usize,
+        units: usize,
+        shares: &[Range<usize>],
+    ) -> Self {
+        let packed = Self::layout(depth, units, shares);
+        let all = 0..packed.panel_count();
+        // SAFETY: one thread fills every panel before any product.
+        unsafe { packed.pack(all, w_h, w_rs) };
+        packed
+    }
+
+    /// How many panels there are (all threads' groups).
+    pub(crate) fn panel_count(&self) -> usize {
+        self.panels.iter().map(Vec::len).sum()
+    }
+
+    /// The panel numbers of thread `thread`'s group, for [`pack`](Self::pack).
+    pub(crate) fn group(&self, thread: usize) -> Range<usize> {
+        let start: usize = self.panels[..thread].iter().map(Vec::len).sum();
+        start..start + self.panels[thread].len()
+    }
+
+    /// Fill panels `which` (numbered over all groups in order) from `w`
+    /// (`[depth, 4 * units]`, row stride `w_rs`); columns past a panel's
+    /// width get zero weights.
+    ///
+    /// The copy runs over 8 panels at a time, row by row: each row of `w`
+    /// is then read as one run of up to 512 bytes and the writes go to 8
+    /// sequential streams. (Panel by panel, each row of a panel is a
+    /// separate 64-byte read at a stride of `w_rs` floats: packing both
+    /// matrices that way, on the calling thread before the workers started,
+    /// took 14 ms of a 100 ms layer at B64-T50-H512; this way, split
+    /// between two threads, 2-2.6 ms.)
+    ///
+    /// # Safety
+    /// No other thread reads or writes panels `which` during the call, and
+    /// no product reads a panel before it is filled.
+    pub(crate) unsafe fn pack(&self, which: Range<usize>, w: &[f32], w_rs: usize) {
+        let list: Vec<&Panel> = self.panels.iter().flatten().collect();
+        let data = self.data.raw();
+        for group in list[which].chunks(8) {
+            for k in 0..self.depth {
+                let row = &w[k * w_rs..];
+                for panel in group {
+                    let dst =
+                        std::slice::from_raw_parts_mut(data.add(panel.offset + k * PANEL), PANEL);
+                    let (used, pad) = dst.split_at_mut(panel.width);
+                    used.copy_from_slice(&row[panel.column..panel.column + panel.width]);
+                    pad.fill(0.0);
+                }
+            }
         }
     }
 
@@ -179,7 +229,7 @@ impl PackedRecurrent {
             for k0 in (0..self.depth).step_by(DEPTH_BLOCK) {
                 let depth = DEPTH_BLOCK.min(self.depth - k0);
                 for panel in groups.iter().flatten() {
-                    let weights = self.data.as_ptr().add(panel.offset + k0 * PANEL);
+                    let weights = self.data.raw().cast_const().add(panel.offset + k0 * PANEL);
                     let mut row = chunk;
                     while row < chunk_end {
                         let n = ROWS.min(chunk_end - row);
