@@ -5,28 +5,66 @@ and for each lstm-parity variant the ratio best peer time / its time
 (> 1: lstm-parity is faster).
 
     scripts/bench_table.py RESULTS.jsonl
+
+The file may hold several rounds (scripts/bench_all --rounds N): the k-th
+line of an implementation at a shape belongs to round k. ms and GFLOP/s are
+then medians over the rounds, and the ratio column gives the median of the
+per-round ratios (each round's best peer against ours in that round) and
+their range.
 """
 
 import json
+import statistics
 import sys
 
 OURS = ("lstm-parity", "lstm-parity-fast")
 
 
+def rounds_of(rows):
+    """{(shape, impl): [ms of round 1, ms of round 2, ...]} for float32."""
+    out = {}
+    for r in rows:
+        if r["dtype"] == "float32":
+            out.setdefault((r["shape"], r["impl"]), []).append(r["ms"])
+    return out
+
+
+def ratio_text(ours, peers):
+    """Median and range of the per-round best-peer / ours ratios, and the
+    peer that was fastest most often."""
+    n = min([len(ours)] + [len(v) for v in peers.values()])
+    ratios, winners = [], []
+    for k in range(n):
+        name, best = min(((p, v[k]) for p, v in peers.items()), key=lambda x: x[1])
+        ratios.append(best / ours[k])
+        winners.append(name)
+    if not ratios:
+        return ""
+    winner = max(set(winners), key=winners.count)
+    text = f"{statistics.median(ratios):.2f}x"
+    if len(ratios) > 1:
+        text += f" ({min(ratios):.2f}-{max(ratios):.2f})"
+    return f"{text} vs {winner}"
+
+
 def main() -> int:
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip().startswith("{")]
+    table = rounds_of(rows)
     shapes = list(dict.fromkeys(r["shape"] for r in rows))
-    print("| shape | implementation | ms | GFLOP/s | best peer / this |")
+    rounds = max((len(v) for v in table.values()), default=0)
+    print(f"| shape | implementation | ms | GFLOP/s | best peer / this{' (range over ' + str(rounds) + ' rounds)' if rounds > 1 else ''} |")
     print("|---|---|---:|---:|---:|")
     for shape in shapes:
-        here = [r for r in rows if r["shape"] == shape and r["dtype"] == "float32"]
-        peers = [r for r in here if r["impl"] not in OURS]
-        best = min(peers, key=lambda r: r["ms"]) if peers else None
-        for r in sorted(here, key=lambda r: (r["impl"] not in OURS, r["ms"])):
-            ratio = ""
-            if r["impl"] in OURS and best:
-                ratio = f"{best['ms'] / r['ms']:.2f}x (vs {best['impl']})"
-            print(f"| {shape} | {r['impl']} | {r['ms']:.2f} | {r['gflops']:.1f} | {ratio} |")
+        here = {impl: ms for (s, impl), ms in table.items() if s == shape}
+        peers = {impl: ms for impl, ms in here.items() if impl not in OURS}
+        gflops = {r["impl"]: r["gflops"] * r["ms"] for r in rows if r["shape"] == shape}
+        order = sorted(here, key=lambda i: (i not in OURS, statistics.median(here[i])))
+        for impl in order:
+            ms = statistics.median(here[impl])
+            # GFLOP/s from the median time (gflops * ms is the shape's work).
+            rate = gflops[impl] / ms
+            ratio = ratio_text(here[impl], peers) if impl in OURS and peers else ""
+            print(f"| {shape} | {impl} | {ms:.2f} | {rate:.1f} | {ratio} |")
     return 0
 
 
