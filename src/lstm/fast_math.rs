@@ -50,15 +50,25 @@ fn exp<const FMA: bool>(x: f32) -> f32 {
     // 1.5 * 2^23: adding it rounds to the nearest integer in any SIMD width.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let k = (x * LOG2E + ROUND) - ROUND;
+    let shifted = x * LOG2E + ROUND;
+    let k = shifted - ROUND;
     let r = madd::<FMA>(-k, LN2_LO, madd::<FMA>(-k, LN2_HI, x));
     let mut p = EXP_P[0];
     for &coefficient in &EXP_P[1..] {
         p = madd::<FMA>(p, r, coefficient);
     }
     let e = madd::<FMA>(p, r * r, r) + 1.0;
-    // k is in [-126, 127]: 2^k is a normal float built from its exponent bits.
-    e * f32::from_bits(((k as i32 + 127) as u32) << 23)
+    // k is in [-126, 127]: 2^k is a normal float built from its exponent
+    // bits, k + 127. `shifted` is 1.5 * 2^23 + k, whose bits are those of
+    // 1.5 * 2^23 plus k: integer arithmetic on the bits gives k + 127
+    // without a float-to-int conversion. (`k as i32` is a saturating cast
+    // in Rust, which the compiler does not vectorise: it made this loop a
+    // chain of scalar conversions, 10 ns per unit instead of 2.)
+    let biased = shifted
+        .to_bits()
+        .wrapping_sub(ROUND.to_bits())
+        .wrapping_add(127);
+    e * f32::from_bits(biased << 23)
 }
 
 /// `1 / (1 + exp(-x))`.

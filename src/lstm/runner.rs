@@ -138,21 +138,26 @@ impl Default for RunOptions {
 
 /// Multiply-adds of one recurrent step (`batch * h_depth * 4 * units`)
 /// below which [`RunOptions::threads`] `None` runs the steps of a layer on
-/// one thread. Threads over a step meet at a barrier once per step, and on
-/// a shared machine a step then waits for whichever thread the scheduler
-/// parked: measured on this project's 2-core machine under other work,
-/// B=16, H=256 (4.2M per step) ran 31 ms on one thread and 53-130 ms on
-/// two, while B=64, H=512 (67M) gained from two.
-pub const MIN_STEP_WORK_FOR_THREADS: usize = 1 << 24;
+/// one thread. Threads over a step meet at a barrier once per step, which
+/// costs about a microsecond when both are running, and starting the
+/// second thread costs tens of microseconds per layer call; the tiny
+/// layers of the parity suite stay on one thread. On this project's 2-core
+/// machine, steady state (`lstm-parity bench --repeats 50`, three
+/// alternations), two threads against one: B1-T200-H128 (65K per step)
+/// 1.43-1.65 ms against 2.0-2.3 ms, B16-T100-H256 (4.2M) 15.7-24 ms
+/// against 23-36 ms. Under heavy load from other jobs (load average 4-10)
+/// two threads that meet every step lose instead (B16: 53-130 ms against
+/// 31 ms on one, measured in an earlier session): set
+/// `LSTM_PARITY_THREADS=1` there.
+pub const MIN_STEP_WORK_FOR_THREADS: usize = 1 << 15;
 
 /// Multiply-adds of the input projection of all steps (`batch * time *
 /// input * 4 * units`) from which [`RunOptions::threads`] `None` splits it
-/// over every core. It needs a single barrier, so it pays at much smaller
-/// sizes than the steps do (B=16, T=100, H=256: 419M), but not where the
-/// whole layer takes a millisecond or two: at B=1, T=200, H=128 (13M)
-/// starting the second thread cost more than it saved (1.7 ms on one
-/// thread, 2.5-4.7 ms with two).
-pub const MIN_PROJECTION_WORK_FOR_THREADS: usize = 1 << 25;
+/// over every core even when the steps run on one thread. It needs a
+/// single barrier, so the threads pay from far smaller sizes than the
+/// benchmark shapes; below this, starting a thread costs more than the
+/// product.
+pub const MIN_PROJECTION_WORK_FOR_THREADS: usize = 1 << 22;
 
 /// Threads for one layer (sizes as named) under [`RunOptions::threads`]:
 /// `(input projection, steps)`.
