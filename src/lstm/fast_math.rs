@@ -113,7 +113,47 @@ fn cells_impl<const FMA: bool>(
 ) {
     let n = c.len();
     let (zi, zf, zg, zo, m) = (&zi[..n], &zf[..n], &zg[..n], &zo[..n], &mut m[..n]);
-    for j in 0..n {
+    // Blocks of 8 units (one AVX2 vector) as slices of constant length: each
+    // compiles to straight vector code, without the general loop's peeling
+    // and checks. Measured on one thread, 128-256 units per call: 6.2 -> 4.4
+    // ns per unit (blocks of 16 and 32 were no faster).
+    const BLOCK: usize = 8;
+    let full = n / BLOCK * BLOCK;
+    for start in (0..full).step_by(BLOCK) {
+        let r = start..start + BLOCK;
+        cells_run::<FMA, BLOCK>(
+            [
+                &zi[r.clone()],
+                &zf[r.clone()],
+                &zg[r.clone()],
+                &zo[r.clone()],
+            ],
+            forget_bias,
+            &mut c[r.clone()],
+            &mut m[r],
+        );
+    }
+    for j in full..n {
+        cells_run::<FMA, 1>(
+            [&zi[j..=j], &zf[j..=j], &zg[j..=j], &zo[j..=j]],
+            forget_bias,
+            &mut c[j..=j],
+            &mut m[j..=j],
+        );
+    }
+}
+
+/// The cell formula over `N` units (slices of exactly `N`).
+#[inline(always)]
+fn cells_run<const FMA: bool, const N: usize>(
+    [zi, zf, zg, zo]: [&[f32]; 4],
+    forget_bias: f32,
+    c: &mut [f32],
+    m: &mut [f32],
+) {
+    let (zi, zf, zg, zo) = (&zi[..N], &zf[..N], &zg[..N], &zo[..N]);
+    let (c, m) = (&mut c[..N], &mut m[..N]);
+    for j in 0..N {
         let i = sigmoid::<FMA>(zi[j]);
         let f = sigmoid::<FMA>(zf[j] + forget_bias);
         let g = tanh::<FMA>(zg[j]);
