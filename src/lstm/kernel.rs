@@ -16,8 +16,9 @@
 //! 3. The threads meet at a barrier, and the two `h` buffers swap roles.
 //!
 //! The products: for `float32` on AVX2/FMA processors the packed-weight
-//! kernel of `recurrent` (weights packed once per call of `run_layer`);
-//! otherwise the `gemm` crate. Nothing is allocated per step. With the
+//! kernel of `recurrent` (weights packed once per call of `run_layer`, by
+//! the threads themselves before step 1: each its share of `w_x`'s panels,
+//! then a barrier, and its own panels of `w_h`); otherwise the `gemm` crate. Nothing is allocated per step. With the
 //! packed kernel each output value is computed by the same instructions
 //! whatever the thread count or split, so results are bit-identical across
 //! thread counts; the `gemm` fallback may block its sums differently for
