@@ -156,31 +156,36 @@ impl PackedRecurrent {
         }
     }
 
-    /// Thread `thread`'s share of one step: for each of its panels and every
+    /// Group `group`'s share of one step: for each of its panels and every
     /// row `b < rows`, `z[b * z_rs + column..][..width] += h[b * h_rs..][..depth] @ panel`.
+    /// `lone_row`: the whole batch is one row, which may use the
+    /// latency-hiding [`single`] kernel (see [`multiply`](Self::multiply)).
     ///
     /// # Safety
     /// [`available`] is true; `h` holds `rows` rows of `depth` values at
     /// stride `h_rs`; `z` holds `rows` rows at stride `z_rs` covering every
-    /// panel's columns, and no other thread touches this thread's columns.
+    /// panel's columns, and no other thread touches these rows' columns of
+    /// the group.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn step(
         &self,
-        thread: usize,
+        group: usize,
         rows: usize,
         h: *const f32,
         h_rs: usize,
         z: *mut f32,
         z_rs: usize,
+        lone_row: bool,
     ) {
         self.multiply(
-            &self.panels[thread..=thread],
+            &self.panels[group..=group],
             rows,
             h,
             h_rs,
             z,
             z_rs,
             None,
-            true,
+            lone_row,
         );
     }
 
@@ -208,9 +213,10 @@ impl PackedRecurrent {
     /// across them). Each block adds its partial sum into `z`.
     ///
     /// `split_sums`: a lone row uses the latency-hiding [`single`] kernel
-    /// (another summation order). Only the per-step product may: there the
-    /// rows are the whole batch, while the input projection's rows are split
-    /// between threads, and a row's value must not depend on the split.
+    /// (another summation order). Only a batch of one row may: elsewhere
+    /// the rows are split between threads (the input projection's always,
+    /// a step's with the batch split), and a row's value must not depend on
+    /// the split.
     #[allow(clippy::too_many_arguments)]
     unsafe fn multiply(
         &self,
@@ -391,7 +397,17 @@ mod tests {
             let packed = PackedRecurrent::new(&w, w_rs, depth, units, &shares);
             let mut z = z0.clone();
             for thread in 0..shares.len() {
-                unsafe { packed.step(thread, rows, h.as_ptr(), h_rs, z.as_mut_ptr(), z_rs) };
+                unsafe {
+                    packed.step(
+                        thread,
+                        rows,
+                        h.as_ptr(),
+                        h_rs,
+                        z.as_mut_ptr(),
+                        z_rs,
+                        rows == 1,
+                    )
+                };
             }
             for b in 0..rows {
                 for j in 0..z_rs {
