@@ -22,8 +22,8 @@
 //!
 //! The products: for `float32` on AVX2/FMA processors the packed-weight
 //! kernel of `recurrent` (weights packed once per call of `run_layer`, by
-//! the threads themselves before step 1: each its share of `w_x`'s panels,
-//! then a barrier, and its own panels of `w_h`); otherwise the `gemm` crate. Nothing is allocated per step. With the
+//! the threads themselves before step 1, each its share, then a barrier);
+//! otherwise the `gemm` crate. Nothing is allocated per step. With the
 //! packed kernel each output value is computed by the same instructions
 //! whatever the thread count or split, so results are bit-identical across
 //! thread counts; the `gemm` fallback may block its sums differently for
@@ -48,10 +48,14 @@ use super::{fast_math, Activation, Layer, MaskedOutput, Real, RunOptions, State,
 /// instead of the units (see `run_layer`). Each thread then runs its own
 /// sequences and never waits for the other: on this project's shared
 /// 2-core machine, interleaved single runs against the unit split gave
-/// B16-T100-H256 13.5 / 22.7 ms (min / median) against 19.0 / 44.8, and
-/// B128-T25-H1024 488 / 554 against 547 / 572; B64-T50-H512 was a draw
-/// (106 / 121 against 99 / 129). Below 8 rows a thread's share of each
-/// weight panel's reuse gets too small.
+/// B16-T100-H256 13.5 / 22.7 ms (min / median) against 19.0 / 44.8; at the
+/// big shapes two comparisons each went either way (B64-T50-H512 106 / 121
+/// against 99 / 129, then 97 / 120 against 109 / 130; B128-T25-H1024
+/// 488 / 554 against 547 / 572, then 515 / 529 against 504 / 517), and
+/// with no barrier a descheduled thread delays only its own rows. The
+/// bound of 8 is a choice, not tuned:
+/// with fewer rows per thread, each pass over a weight panel would feed
+/// only a few rows.
 const MIN_ROWS_PER_THREAD: usize = 8;
 
 /// Extra elements per row of the padded copy of `w_h` (see `run_layer`).
@@ -433,9 +437,11 @@ fn worker<T: Real>(k: usize, cx: &Context<T>) {
     let (batch, time, units, out) = (cx.batch, cx.time, cx.units, cx.out);
     let width = 4 * units;
 
-    // 0. Pack this thread's share of the input weights' panels (every
-    // thread reads all of them, so they meet at a barrier after) and its
-    // own recurrent panels (only it reads those).
+    // 0. Pack this thread's share of the input weights' panels and of the
+    // recurrent ones (its own group with the unit split, a share of the
+    // one group with the batch split), then meet: the projection reads
+    // every input panel, and with the batch split every step reads every
+    // recurrent panel.
     if let (Some(packed_x), Some(packed)) = (cx.packed_x, cx.packed) {
         let all_threads = cx.rows.len();
         // SAFETY: T is f32 whenever the packed kernels run; the panel
