@@ -238,7 +238,15 @@ impl PackedRecurrent {
                     let weights = self.data.raw().cast_const().add(panel.offset + k0 * PANEL);
                     let mut row = chunk;
                     while row < chunk_end {
-                        let n = ROWS.min(chunk_end - row);
+                        // Blocks of 6 rows, but 7 or 8 rows left go as 4 + 3
+                        // or 4 + 4: a 1- or 2-row block has too few
+                        // independent accumulators to keep the FMA units
+                        // busy. (Each row's sums are the same whatever its
+                        // block.)
+                        let n = match chunk_end - row {
+                            7 | 8 => 4,
+                            left => ROWS.min(left),
+                        };
                         let a = a.add(row * a_rs + k0);
                         let c = z.add(row * z_rs + panel.column);
                         let w = panel.width;
