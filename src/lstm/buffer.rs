@@ -15,7 +15,6 @@
 //! did not earn their place.
 
 use std::alloc::{self, Layout};
-use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
 /// Alignment: one cache line.
@@ -24,7 +23,6 @@ const ALIGN: usize = 64;
 /// A fixed-length buffer of `T` (`f32`/`f64`), 64-byte aligned.
 pub(crate) struct Buffer<T: Copy> {
     ptr: NonNull<T>,
-    len: usize,
     layout: Layout,
 }
 
@@ -33,9 +31,9 @@ unsafe impl<T: Copy + Send> Send for Buffer<T> {}
 unsafe impl<T: Copy + Sync> Sync for Buffer<T> {}
 
 impl<T: Copy> Buffer<T> {
-    /// Room for `len` values, not yet written: only [`raw`](Self::raw) may
-    /// be used until every value has been written through it (the slice
-    /// views would read uninitialised memory).
+    /// Room for `len` values, not yet written: they are read and written
+    /// only through [`raw`](Self::raw), each value written before it is
+    /// read.
     pub(crate) fn unfilled(len: usize) -> Self {
         let bytes = len
             .checked_mul(std::mem::size_of::<T>())
@@ -45,7 +43,6 @@ impl<T: Copy> Buffer<T> {
         if bytes == 0 {
             return Buffer {
                 ptr: NonNull::dangling(),
-                len: 0,
                 layout,
             };
         }
@@ -54,7 +51,7 @@ impl<T: Copy> Buffer<T> {
         let Some(ptr) = NonNull::new(raw.cast::<T>()) else {
             alloc::handle_alloc_error(layout)
         };
-        Buffer { ptr, len, layout }
+        Buffer { ptr, layout }
     }
 
     /// The start of the buffer, for writes from several threads (each to
@@ -73,22 +70,6 @@ impl<T: Copy> Drop for Buffer<T> {
     }
 }
 
-impl<T: Copy> Deref for Buffer<T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        // SAFETY: `len` values, written by the owner before any view (see
-        // `unfilled`), or a dangling pointer and 0.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl<T: Copy> DerefMut for Buffer<T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        // SAFETY: as in `deref`, and `&mut self` is unique.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,17 +77,18 @@ mod tests {
     #[test]
     fn aligned_writable_and_empty() {
         for len in [0, 1, 17, 1 << 20] {
-            let mut b = Buffer::<f32>::unfilled(len);
-            for k in 0..len {
-                // SAFETY: in bounds.
-                unsafe { b.raw().add(k).write(k as f32) };
+            let b = Buffer::<f32>::unfilled(len);
+            // SAFETY: in bounds; every value is written before it is read.
+            unsafe {
+                for k in 0..len {
+                    b.raw().add(k).write(k as f32);
+                }
+                for k in 0..len {
+                    assert_eq!(*b.raw().add(k), k as f32);
+                }
             }
-            assert_eq!(b.len(), len);
-            assert!(b.iter().enumerate().all(|(k, &v)| v == k as f32));
             if len > 0 {
-                b[len - 1] = 1.5;
-                assert_eq!(b[len - 1], 1.5);
-                assert_eq!(b.as_ptr() as usize % ALIGN, 0);
+                assert_eq!(b.raw() as usize % ALIGN, 0);
             }
         }
     }

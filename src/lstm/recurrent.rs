@@ -146,11 +146,11 @@ impl PackedRecurrent {
             for k in 0..self.depth {
                 let row = &w[k * w_rs..];
                 for panel in group {
-                    let dst =
-                        std::slice::from_raw_parts_mut(data.add(panel.offset + k * PANEL), PANEL);
-                    let (used, pad) = dst.split_at_mut(panel.width);
-                    used.copy_from_slice(&row[panel.column..panel.column + panel.width]);
-                    pad.fill(0.0);
+                    // Raw writes: the buffer is unfilled until here.
+                    let dst = data.add(panel.offset + k * PANEL);
+                    let src = &row[panel.column..panel.column + panel.width];
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), dst, panel.width);
+                    std::ptr::write_bytes(dst.add(panel.width), 0, PANEL - panel.width);
                 }
             }
         }
