@@ -22,13 +22,15 @@ Exit status: 0 when every step was run (or refused with error.txt), 2 when
 the export cannot be read.
 """
 
-import json
 import os
 import sys
 from importlib.metadata import version
 
-# This file is named like the package it drives: drop its own folder from
-# the import path, or `import onnxruntime` would import this script.
+# The shared part of the adapters, from this folder, before the folder
+# leaves the import path: this file is named like the package it drives,
+# and `import onnxruntime` would otherwise import this script.
+from gate_io import load_json, read_export, run_export  # noqa: E402  (first, see above)
+
 _here = os.path.dirname(os.path.abspath(__file__))
 sys.path = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
 
@@ -40,19 +42,6 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 # The opset of the graphs; IR version 10 is the newest onnxruntime 1.31 reads.
 OPSET = 22
 IR_VERSION = 10
-
-
-def fail(message):
-    print(f"onnxruntime.py: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def load_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        fail(f"{path}: {e}")
 
 
 class StepData:
@@ -221,6 +210,7 @@ def bidirectional_pair(steps):
 
 def run_pair(fw, bw):
     """One bidirectional node for a forward and a reverse step."""
+    check_time(fw)
     dt = dtype_of(fw)
     la = fw.layout_attr
     lf, lb = fw.layers[0], bw.layers[0]
@@ -268,80 +258,11 @@ def run_pair(fw, bw):
     return (y_fw, [(h[:, 0], c[:, 0])]), (y_bw, [(h[:, 1], c[:, 1])])
 
 
-def write_npy(path, array):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.save(f, np.ascontiguousarray(array))
-    os.replace(tmp, path)
-
-
-def write_step(out_dir, step, result):
-    d = os.path.join(out_dir, step.rel)
-    os.makedirs(d, exist_ok=True)
-    if isinstance(result, Exception):
-        with open(os.path.join(d, "error.txt"), "w") as f:
-            f.write(f"{type(result).__name__}: {result}\n")
-        return
-    y, finals = result
-    write_npy(os.path.join(d, "y.npy"), y.astype(step.x.dtype, copy=False))
-    for k, (h, c) in enumerate(finals):
-        write_npy(os.path.join(d, f"h_n.{k}.npy"), h.astype(step.x.dtype, copy=False))
-        write_npy(os.path.join(d, f"c_n.{k}.npy"), c.astype(step.x.dtype, copy=False))
-
-
 def main(argv):
     ort.set_default_logger_severity(4)
-    if len(argv) != 3:
-        fail("usage: onnxruntime.py EXPORT_DIR OUT_DIR")
-    export_dir, out_dir = argv[1], argv[2]
-    index = load_json(os.path.join(export_dir, "index.json"))
-    if index.get("format") != "lstm-parity-gate-export" or index.get("version") != 1:
-        fail(f"{export_dir}/index.json: not an lstm-parity gate export (version 1)")
-    if index["layout"] not in ("onnx", "onnx-layout1"):
-        fail(f"{export_dir}: layout {index['layout']!r}; this adapter reads the onnx and onnx-layout1 layouts")
-    os.makedirs(out_dir, exist_ok=True)
-    ran = refused = 0
-    for case in index["cases"]:
-        if not case["exported"]:
-            continue
-        steps = []
-        for entry in case["steps"]:
-            try:
-                steps.append(StepData(export_dir, entry))
-            except (OSError, ValueError, KeyError) as e:
-                fail(f"{case['id']} step {entry['name']}: {e}")
-        pair = bidirectional_pair(steps)
-        if pair is not None:
-            fw, bw = pair
-            try:
-                check_time(fw)
-                r_fw, r_bw = run_pair(fw, bw)
-            except Exception as e:  # onnxruntime raises its own types
-                r_fw = r_bw = e
-                refused += 2
-            write_step(out_dir, fw, r_fw)
-            write_step(out_dir, bw, r_bw)
-            steps = [s for s in steps if s is not fw and s is not bw]
-            ran += 2
-        for step in steps:
-            try:
-                result = run_step(step)
-            except Exception as e:  # onnxruntime raises its own types
-                result = e
-                refused += 1
-            write_step(out_dir, step, result)
-            ran += 1
-    info = {
-        "format": "lstm-parity-gate-outputs",
-        "version": 1,
-        "suite_fingerprint": index["suite_fingerprint"],
-        "implementation": f"onnxruntime {version('onnxruntime')} (onnx {version('onnx')}, opset {OPSET})",
-        "export": os.path.abspath(export_dir),
-    }
-    with open(os.path.join(out_dir, "outputs.json"), "w") as f:
-        json.dump(info, f, indent=2)
-        f.write("\n")
-    print(f"onnxruntime.py: ran {ran} steps ({refused} refused by onnxruntime) into {out_dir}", file=sys.stderr)
+    export_dir, out_dir, index = read_export(argv, ("onnx", "onnx-layout1"))
+    implementation = f"onnxruntime {version('onnxruntime')} (onnx {version('onnx')}, opset {OPSET})"
+    run_export(export_dir, out_dir, index, sys.modules[__name__], implementation, "onnxruntime")
 
 
 if __name__ == "__main__":

@@ -37,32 +37,21 @@ A step PyTorch refuses gets error.txt with its message. Exit status 0, or 2
 when the export cannot be read.
 """
 
-import json
 import os
 import sys
 from importlib.metadata import version
 
-# This file is named like the package it drives: drop its own folder from
-# the import path, or `import torch` would import this script.
+# The shared part of the adapters, from this folder, before the folder
+# leaves the import path: this file is named like the package it drives,
+# and `import torch` would otherwise import this script.
+from gate_io import load_json, read_export, run_export  # noqa: E402  (first, see above)
+
 _here = os.path.dirname(os.path.abspath(__file__))
 sys.path = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
-
-
-def fail(message):
-    print(f"torch.py: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def load_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        fail(f"{path}: {e}")
 
 
 class StepData:
@@ -238,79 +227,11 @@ def run_pair(fw, bw):
     return (y_fw, [(h_n[0], c_n[0])]), (y_bw, [(h_n[1], c_n[1])])
 
 
-def write_npy(path, array):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.save(f, np.ascontiguousarray(array))
-    os.replace(tmp, path)
-
-
-def write_step(out_dir, step, result):
-    d = os.path.join(out_dir, step.rel)
-    os.makedirs(d, exist_ok=True)
-    if isinstance(result, Exception):
-        with open(os.path.join(d, "error.txt"), "w") as f:
-            f.write(f"{type(result).__name__}: {result}\n")
-        return
-    y, finals = result
-    dt = step.x.dtype
-    write_npy(os.path.join(d, "y.npy"), y.astype(dt, copy=False))
-    for k, (h, c) in enumerate(finals):
-        write_npy(os.path.join(d, f"h_n.{k}.npy"), h.astype(dt, copy=False))
-        write_npy(os.path.join(d, f"c_n.{k}.npy"), c.astype(dt, copy=False))
-
-
 def main(argv):
-    if len(argv) != 3:
-        fail("usage: torch.py EXPORT_DIR OUT_DIR")
-    export_dir, out_dir = argv[1], argv[2]
+    export_dir, out_dir, index = read_export(argv, ("torch",))
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    index = load_json(os.path.join(export_dir, "index.json"))
-    if index.get("format") != "lstm-parity-gate-export" or index.get("version") != 1:
-        fail(f"{export_dir}/index.json: not an lstm-parity gate export (version 1)")
-    if index["layout"] != "torch":
-        fail(f"{export_dir}: layout {index['layout']!r}; this adapter reads the torch layout")
-    os.makedirs(out_dir, exist_ok=True)
-    ran = refused = 0
-    for case in index["cases"]:
-        if not case["exported"]:
-            continue
-        try:
-            steps = [StepData(export_dir, e) for e in case["steps"]]
-        except (OSError, ValueError, KeyError) as e:
-            fail(f"{case['id']}: {e}")
-        pair = bidirectional_pair(steps)
-        if pair is not None:
-            fw, bw = pair
-            try:
-                r_fw, r_bw = run_pair(fw, bw)
-            except Exception as e:  # PyTorch raises RuntimeError and others
-                r_fw = r_bw = e
-                refused += 2
-            write_step(out_dir, fw, r_fw)
-            write_step(out_dir, bw, r_bw)
-            steps = [s for s in steps if s is not fw and s is not bw]
-            ran += 2
-        for step in steps:
-            try:
-                result = run_step(step)
-            except Exception as e:  # PyTorch raises RuntimeError and others
-                result = e
-                refused += 1
-            write_step(out_dir, step, result)
-            ran += 1
-    info = {
-        "format": "lstm-parity-gate-outputs",
-        "version": 1,
-        "suite_fingerprint": index["suite_fingerprint"],
-        "implementation": f"PyTorch {version('torch')} nn.LSTM (CPU)",
-        "export": os.path.abspath(export_dir),
-    }
-    with open(os.path.join(out_dir, "outputs.json"), "w") as f:
-        json.dump(info, f, indent=2)
-        f.write("\n")
-    print(f"torch.py: ran {ran} steps ({refused} refused by PyTorch) into {out_dir}", file=sys.stderr)
+    run_export(export_dir, out_dir, index, sys.modules[__name__], f"PyTorch {version('torch')} nn.LSTM (CPU)", "PyTorch")
 
 
 if __name__ == "__main__":
