@@ -30,6 +30,22 @@ fn cases(filter: &[&str]) -> Vec<Case> {
     s.cases
 }
 
+/// tf1/rand-001-basic-dyn exported in the onnx layout (float32) and run by
+/// the Rust LSTM: a passing export and outputs folder for a test to break.
+fn rand001_onnx_outputs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = scratch();
+    let (ex, out) = (tmp.path().join("export"), tmp.path().join("out"));
+    export(
+        &cases(&["tf1/rand-001-basic-dyn"]),
+        &ex,
+        Layout::Onnx,
+        Dtype::F32,
+        None,
+    );
+    rust_implementation::<f32>(&ex, &out, false);
+    (tmp, ex, out)
+}
+
 /// The Rust LSTM as an external implementation: read each exported step,
 /// run it, write its outputs (with traces when `traces`).
 fn rust_implementation<T: Real>(export: &Path, outputs: &Path, traces: bool) {
@@ -642,16 +658,7 @@ fn bad_outputs_are_errors_naming_case_and_file() {
         ),
     ];
     for (what, brk, message) in breakers {
-        let tmp = scratch();
-        let (ex, out) = (tmp.path().join("export"), tmp.path().join("out"));
-        export(
-            &cases(&["tf1/rand-001-basic-dyn"]),
-            &ex,
-            Layout::Onnx,
-            Dtype::F32,
-            None,
-        );
-        rust_implementation::<f32>(&ex, &out, false);
+        let (_tmp, _export, out) = rand001_onnx_outputs();
         brk(&out.join("tf1/rand-001-basic-dyn/main"));
         let o = lstm_parity(&["check", "--outputs", out.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(2), "{what}: {}", text(&o));
@@ -666,16 +673,7 @@ fn bad_outputs_are_errors_naming_case_and_file() {
 
 #[test]
 fn an_implementation_that_cannot_run_a_step_fails_it_with_its_message() {
-    let tmp = scratch();
-    let (ex, out) = (tmp.path().join("export"), tmp.path().join("out"));
-    export(
-        &cases(&["tf1/rand-001-basic-dyn"]),
-        &ex,
-        Layout::Onnx,
-        Dtype::F32,
-        None,
-    );
-    rust_implementation::<f32>(&ex, &out, false);
+    let (_tmp, ex, out) = rand001_onnx_outputs();
     let d = out.join("tf1/rand-001-basic-dyn/main");
     fs::write(d.join("error.txt"), "layout 1 is not supported\n").unwrap();
     let r = check(&ex, &out, None).unwrap();
