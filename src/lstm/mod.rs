@@ -27,6 +27,7 @@ mod recurrent;
 mod runner;
 
 pub use activation::Activation;
+pub use buffer::release_cached_buffers;
 pub use gates::{step_gates, Gates};
 pub use layer::{Gate, Layer, Peepholes, Projection, ShapeError};
 pub use parallel::{default_threads, THREADS_ENV};
