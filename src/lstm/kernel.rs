@@ -41,6 +41,7 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3, CowArray, Ix1, Ix2};
 
 use super::buffer::Buffer;
 use super::parallel::{split, SpinBarrier};
+use super::pool;
 use super::recurrent::{self, PackedRecurrent};
 use super::{fast_math, Activation, Layer, MaskedOutput, Real, RunOptions, State, StepTrace};
 
@@ -406,17 +407,8 @@ pub(crate) fn run_layer<T: Real>(
         trace: record_trace.then(|| (Shared::new(&mut trace_c), Shared::new(&mut trace_h))),
     };
 
-    if all_threads == 1 {
-        worker(0, &context);
-    } else {
-        std::thread::scope(|s| {
-            for k in 1..all_threads {
-                let context = &context;
-                s.spawn(move || worker(k, context));
-            }
-            worker(0, &context);
-        });
-    }
+    // Worker 0 is this thread; the others come from the pool.
+    pool::run(all_threads, &|k| worker(k, &context));
     drop(context);
 
     let h = if time % 2 == 0 { h0 } else { h1 };

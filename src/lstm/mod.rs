@@ -22,6 +22,7 @@ mod kernel;
 mod layer;
 pub mod oracle;
 mod parallel;
+mod pool;
 mod real;
 mod recurrent;
 mod runner;

@@ -1,10 +1,11 @@
 //! Threads for the layer kernel: how many, how work is split, and the
 //! barrier that separates time steps.
 //!
-//! The kernel runs one scoped thread per share of the hidden units for the
-//! whole layer (not a task per step): a step is short (tens of microseconds
-//! at B=16, H=256), so handing out work per step would cost more than it
-//! saves. Between steps the threads meet at a [`SpinBarrier`].
+//! The kernel runs one thread per share of the work for the whole layer
+//! (not a task per step; the threads are kept between calls, see
+//! [`pool`](super::pool)): a step is short (tens of microseconds at B=16,
+//! H=256), so handing out work per step would cost more than it saves.
+//! Between steps the threads meet at a [`SpinBarrier`].
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
