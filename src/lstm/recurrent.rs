@@ -149,8 +149,16 @@ impl PackedRecurrent {
                     // Raw writes: the buffer is unfilled until here.
                     let dst = data.add(panel.offset + k * PANEL);
                     let src = &row[panel.column..panel.column + panel.width];
-                    std::ptr::copy_nonoverlapping(src.as_ptr(), dst, panel.width);
-                    std::ptr::write_bytes(dst.add(panel.width), 0, PANEL - panel.width);
+                    if let Ok(full) = <&[f32; PANEL]>::try_from(src) {
+                        // A whole panel row as one fixed-size copy (two
+                        // vector moves), not a call to `memmove` for 64
+                        // bytes: at B1-T200-H128 those calls were most of
+                        // the packing time.
+                        dst.cast::<[f32; PANEL]>().write(*full);
+                    } else {
+                        std::ptr::copy_nonoverlapping(src.as_ptr(), dst, panel.width);
+                        std::ptr::write_bytes(dst.add(panel.width), 0, PANEL - panel.width);
+                    }
                 }
             }
         }
@@ -462,7 +470,7 @@ mod tests {
         if !available() {
             return;
         }
-        let (depth, units, w_rs) = (37, 21, 4 * 21 + 3);
+        let (depth, units, w_rs) = (37, 37, 4 * 37 + 3);
         let w: Vec<f32> = (0..depth * w_rs)
             .map(|k| ((k * 37 % 101) as f32 - 50.0) / 64.0)
             .collect();
@@ -473,7 +481,8 @@ mod tests {
                 .collect();
             let z_rs = 4 * units + 5;
             let z0: Vec<f32> = (0..rows * z_rs).map(|k| (k % 7) as f32).collect();
-            let shares = [0..8, 8..16, 16..21];
+            // Whole 16-column panels and partial ones (widths 16, 5, 16 and 0).
+            let shares = [0..16, 16..21, 21..37, 37..37];
             let packed = PackedRecurrent::new(&w, w_rs, depth, units, &shares);
             let mut z = z0.clone();
             for thread in 0..shares.len() {
