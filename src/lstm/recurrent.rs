@@ -359,6 +359,20 @@ unsafe fn block<const R: usize>(
         }
     }
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    // One step of k: two weight vectors, R broadcasts, 2R FMAs. (A macro,
+    // not a function: it must compile inside this AVX2/FMA function.)
+    macro_rules! step {
+        ($k:expr) => {{
+            let k = $k;
+            let w0 = _mm256_loadu_ps(w.add(k * PANEL));
+            let w1 = _mm256_loadu_ps(w.add(k * PANEL + 8));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*a.add(r * a_rs + k));
+                acc[0] = _mm256_fmadd_ps(x, w0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(x, w1, acc[1]);
+            }
+        }};
+    }
     let mut k = 0;
     if pf.per > 0 {
         // `per` panel rows (64 bytes each) of the next panel every 4 k.
@@ -369,25 +383,13 @@ unsafe fn block<const R: usize>(
                 line = line.wrapping_add(PANEL);
             }
             for k in k..k + 4 {
-                let w0 = _mm256_loadu_ps(w.add(k * PANEL));
-                let w1 = _mm256_loadu_ps(w.add(k * PANEL + 8));
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let x = _mm256_broadcast_ss(&*a.add(r * a_rs + k));
-                    acc[0] = _mm256_fmadd_ps(x, w0, acc[0]);
-                    acc[1] = _mm256_fmadd_ps(x, w1, acc[1]);
-                }
+                step!(k);
             }
             k += 4;
         }
     }
     for k in k..depth {
-        let w0 = _mm256_loadu_ps(w.add(k * PANEL));
-        let w1 = _mm256_loadu_ps(w.add(k * PANEL + 8));
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let x = _mm256_broadcast_ss(&*a.add(r * a_rs + k));
-            acc[0] = _mm256_fmadd_ps(x, w0, acc[0]);
-            acc[1] = _mm256_fmadd_ps(x, w1, acc[1]);
-        }
+        step!(k);
     }
     for (r, acc) in acc.iter().enumerate() {
         store(c.add(r * c_rs), acc[0], acc[1], width, base);
