@@ -20,12 +20,6 @@ float64 NumPy model lstm_record/keras_numpy.py.
 Usage: record_keras3.py --out ROOT   (writes ROOT/keras3/<case>/)
 """
 
-import argparse
-import functools
-import pathlib
-import sys
-import time
-
 from lstm_record import determinism
 
 determinism.configure_environment(legacy_keras=False)
@@ -34,7 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 
-from lstm_record import keras_cases, keras_numpy, parallel  # noqa: E402
+from lstm_record import keras_cases, keras_suite  # noqa: E402
 from lstm_record.keras_runner import KerasRunner  # noqa: E402
 from lstm_record.weights import Generator  # noqa: E402
 
@@ -183,55 +177,23 @@ def versions():
     return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
 
 
-def worker_init():
-    determinism.configure_tensorflow(tf)
-
-
-_WORKER = {}
-
-
-def record_named(suite_dir, name):
-    """Record one case by id (in this process or a spawned worker); returns the runner's count of
-    trace checks that agreed only within tolerance."""
-    if "runner" not in _WORKER:
-        _WORKER["runner"] = KerasRunner(keras, tf, "3")
-        _WORKER["cases"] = {c["name"]: c for c in all_cases()}
-    runner = _WORKER["runner"]
-    before = runner.inexact_trace_checks
-    keras_cases.record_case(runner, _WORKER["cases"][name], pathlib.Path(suite_dir), versions(), SCRIPT)
-    return runner.inexact_trace_checks - before
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, type=pathlib.Path, help="reference root to write <root>/keras3 into")
-    parser.add_argument("--only", help="record only cases whose id contains this (development)")
-    parser.add_argument("--verbose", action="store_true", help="print each case id once recorded")
-    parser.add_argument("--jobs", type=int, default=parallel.default_jobs(),
-                        help="worker processes (default: one per CPU, at most 4; the result does not depend on it)")
-    args = parser.parse_args()
+def check_environment():
     if not keras.__version__.startswith("3.") or keras.backend.backend() != "tensorflow":
-        sys.exit(f"need Keras 3 on the TensorFlow backend, got {keras.__version__} / {keras.backend.backend()}")
+        return f"need Keras 3 on the TensorFlow backend, got {keras.__version__} / {keras.backend.backend()}"
+    return None
+
+
+def runner():
+    return KerasRunner(keras, tf, "3")
+
+
+def configure():
     determinism.configure_tensorflow(tf)
-    started = time.time()
-    suite_dir = args.out / SUITE
-    if suite_dir.exists() and any(suite_dir.iterdir()):
-        sys.exit(f"{suite_dir} is not empty; record into a fresh folder")
-    names = [c["name"] for c in all_cases()]
-    if len(set(names)) != len(names):
-        raise AssertionError("duplicate case names")
-    if args.only:
-        names = [n for n in names if args.only in n]
-    inexact = 0
-    for name, count in parallel.map_cases(functools.partial(record_named, str(suite_dir)), names, args.jobs,
-                                          initializer=worker_init):
-        inexact += count
-        if args.verbose:
-            print(name, file=sys.stderr, flush=True)
-    keras_numpy.check_suite(suite_dir)
-    print(f"keras3: recorded {len(names)} cases in {time.time() - started:.1f} s "
-          f"({inexact} trace checks agreed within 1e-6/1e-13 rather than exactly)")
+
+
+RECORDER = keras_suite.Recorder(suite=SUITE, script=SCRIPT, runner=runner, all_cases=all_cases,
+                                versions=versions, configure=configure, check_environment=check_environment)
 
 
 if __name__ == "__main__":
-    main()
+    keras_suite.main(RECORDER, __doc__.splitlines()[0])
