@@ -25,7 +25,8 @@ import pathlib
 
 import numpy as np
 
-from lstm_record.numpy_lstm import FLOAT32_SANITY_REL, FLOAT64_REL_TOL, load_case, sigmoid
+from lstm_record.numpy_lstm import check_suite as numpy_check_suite
+from lstm_record.numpy_lstm import compare, load_case, sigmoid
 
 ROLES = ("kernel", "recurrent_kernel", "bias")
 
@@ -347,38 +348,9 @@ def check_case(case_dir):
     if manifest["dialect"] != "keras":
         raise AssertionError(f"{case_dir}: dialect {manifest['dialect']}")
     ours = keras_outputs(manifest["model"], variables, inputs)
-    if set(ours) != set(expected):
-        raise AssertionError(f"{case_dir}: outputs {sorted(expected)} but NumPy computes {sorted(ours)}")
-    worst64, worst32 = 0.0, 0.0
-    for name, pair in expected.items():
-        tf64, tf32 = pair["float64"], pair["float32"].astype(np.float64)
-        scale = np.maximum(1.0, np.abs(tf64))
-        if ours[name].shape != tf64.shape:
-            raise AssertionError(f"{case_dir}: {name}: shape {ours[name].shape} vs recorded {tf64.shape}")
-        if not (np.all(np.isfinite(tf64)) and np.all(np.isfinite(tf32))):
-            raise AssertionError(f"{case_dir}: {name}: non-finite expectation")
-        rel64 = float(np.max(np.abs(ours[name] - tf64) / scale, initial=0.0))
-        rel32 = float(np.max(np.abs(tf32 - tf64) / scale, initial=0.0))
-        if rel64 > FLOAT64_REL_TOL:
-            raise AssertionError(f"{case_dir}: {name}: NumPy float64 differs from Keras float64 by {rel64:.3g} (rel)")
-        if rel32 > FLOAT32_SANITY_REL:
-            raise AssertionError(f"{case_dir}: {name}: Keras float32 differs from float64 by {rel32:.3g} (rel)")
-        worst64 = max(worst64, rel64)
-        worst32 = max(worst32, float(np.max(np.abs(tf32 - tf64), initial=0.0)))
-    return worst64, worst32
+    return compare(case_dir, ours, expected, "Keras")
 
 
 def check_suite(suite_dir):
     """Check every case of a keras suite; print one summary line; return the number of cases."""
-    suite_dir = pathlib.Path(suite_dir)
-    cases = sorted(p.parent for p in suite_dir.glob("*/case.json"))
-    if not cases:
-        raise AssertionError(f"{suite_dir}: no cases")
-    worst64 = worst32 = 0.0
-    for case_dir in cases:
-        rel64, abs32 = check_case(case_dir)
-        worst64, worst32 = max(worst64, rel64), max(worst32, abs32)
-    print(f"numpy check {suite_dir.name}: {len(cases)} cases ok; max rel |numpy64 - keras64| = {worst64:.3g}, "
-          f"max |keras32 - keras64| = {worst32:.3g}")
-    return len(cases)
-
+    return numpy_check_suite(suite_dir, check_case, "keras")

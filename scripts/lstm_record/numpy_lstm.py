@@ -405,6 +405,15 @@ def check_case(case_dir):
         ours = block_expected(manifest["model"], variables, inputs)
     else:
         raise AssertionError(f"{case_dir}: unknown dialect {manifest['dialect']}")
+    return compare(case_dir, ours, expected, "TF")
+
+
+def compare(case_dir, ours, expected, framework):
+    """Check NumPy's float64 outputs `ours` against a case's recorded ones (from `framework`);
+    raise AssertionError naming case and output on mismatch.
+
+    Returns (max relative float64 error vs the framework, max abs float32-vs-float64 distance of it).
+    """
     if set(ours) != set(expected):
         raise AssertionError(f"{case_dir}: outputs {sorted(expected)} but NumPy computes {sorted(ours)}")
     worst64, worst32 = 0.0, 0.0
@@ -418,24 +427,26 @@ def check_case(case_dir):
         rel64 = float(np.max(np.abs(ours[name] - tf64) / scale, initial=0.0))
         rel32 = float(np.max(np.abs(tf32 - tf64) / scale, initial=0.0))
         if rel64 > FLOAT64_REL_TOL:
-            raise AssertionError(f"{case_dir}: {name}: NumPy float64 differs from TF float64 by {rel64:.3g} (rel)")
+            raise AssertionError(f"{case_dir}: {name}: NumPy float64 differs from {framework} float64 by "
+                                 f"{rel64:.3g} (rel)")
         if rel32 > FLOAT32_SANITY_REL:
-            raise AssertionError(f"{case_dir}: {name}: TF float32 differs from TF float64 by {rel32:.3g} (rel)")
+            raise AssertionError(f"{case_dir}: {name}: {framework} float32 differs from {framework} float64 by "
+                                 f"{rel32:.3g} (rel)")
         worst64 = max(worst64, rel64)
         worst32 = max(worst32, float(np.max(np.abs(tf32 - tf64), initial=0.0)))
     return worst64, worst32
 
 
-def check_suite(suite_dir):
-    """Check every case in a suite folder; print one summary line; return the number of cases."""
+def check_suite(suite_dir, check=check_case, label="tf"):
+    """Check every case in a suite folder with `check`; print one summary line; return the number of cases."""
     suite_dir = pathlib.Path(suite_dir)
     cases = sorted(p.parent for p in suite_dir.glob("*/case.json"))
     if not cases:
         raise AssertionError(f"{suite_dir}: no cases")
     worst64 = worst32 = 0.0
     for case_dir in cases:
-        rel64, abs32 = check_case(case_dir)
+        rel64, abs32 = check(case_dir)
         worst64, worst32 = max(worst64, rel64), max(worst32, abs32)
-    print(f"numpy check {suite_dir.name}: {len(cases)} cases ok; max rel |numpy64 - tf64| = {worst64:.3g}, "
-          f"max |tf32 - tf64| = {worst32:.3g}")
+    print(f"numpy check {suite_dir.name}: {len(cases)} cases ok; max rel |numpy64 - {label}64| = {worst64:.3g}, "
+          f"max |{label}32 - {label}64| = {worst32:.3g}")
     return len(cases)
