@@ -26,26 +26,9 @@ import pathlib
 import numpy as np
 
 from lstm_record.numpy_lstm import check_suite as numpy_check_suite
-from lstm_record.numpy_lstm import compare, load_case, sigmoid
+from lstm_record.numpy_lstm import activation, compare, load_case
 
 ROLES = ("kernel", "recurrent_kernel", "bias")
-
-
-def activation(name, keras_version):
-    if name == "tanh":
-        return np.tanh
-    if name == "sigmoid":
-        return sigmoid
-    if name == "relu":
-        return lambda x: np.maximum(x, 0.0)
-    if name == "linear":
-        return lambda x: x
-    if name == "hard_sigmoid":
-        if keras_version == "3":
-            return lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0)  # relu6(x + 3) / 6
-        if keras_version == "2":
-            return lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0)
-    raise ValueError(f"unknown activation {name} (keras {keras_version})")
 
 
 class Cell:

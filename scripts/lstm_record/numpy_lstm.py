@@ -42,8 +42,9 @@ def activation(name, keras_version="3"):
     if name == "hard_sigmoid":
         if keras_version == "3":
             return lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0)  # relu6(x + 3) / 6
-        return lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0)
-    raise ValueError(f"unknown activation {name}")
+        if keras_version == "2":
+            return lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0)
+    raise ValueError(f"unknown activation {name} (keras {keras_version})")
 
 
 # ---------------------------------------------------------------- TF1 cells
