@@ -744,6 +744,33 @@ fn vec1<T: Real>(arrays: &Arrays<T>, name: &str) -> Result<Array1<T>, DialectErr
         })
 }
 
+/// Peepholes from the three named vectors (input, forget, output gate).
+fn peepholes<T: Real>(
+    arrays: &Arrays<T>,
+    [i, f, o]: [&str; 3],
+) -> Result<Peepholes<T>, DialectError> {
+    Ok(Peepholes {
+        input: vec1(arrays, i)?,
+        forget: vec1(arrays, f)?,
+        output: vec1(arrays, o)?,
+    })
+}
+
+/// The projection from matrix `name`, if present, with `options.proj_clip`.
+fn projection<T: Real>(
+    arrays: &Arrays<T>,
+    name: &str,
+    options: &Value,
+) -> Result<Option<Projection<T>>, DialectError> {
+    if !arrays.contains_key(name) {
+        return Ok(None);
+    }
+    Ok(Some(Projection {
+        kernel: mat(arrays, name)?,
+        clip: opt_f64(options, "proj_clip").map(T::from_f64_lossy),
+    }))
+}
+
 /// The first axis of a `[1, ...]` array dropped (ONNX's `num_directions`).
 fn squeeze0<T: Real, D: ndarray::Dimension>(
     arrays: &Arrays<T>,
@@ -801,18 +828,12 @@ pub fn import_layer<T: Real>(
             l.cell_activation = activation_from_name(opt_str(options, "cell_activation")?)?;
             l.output_activation = activation_from_name(opt_str(options, "output_activation")?)?;
             if arrays.contains_key("peephole_i") {
-                l.peepholes = Some(Peepholes {
-                    input: vec1(arrays, "peephole_i")?,
-                    forget: vec1(arrays, "peephole_f")?,
-                    output: vec1(arrays, "peephole_o")?,
-                });
+                l.peepholes = Some(peepholes(
+                    arrays,
+                    ["peephole_i", "peephole_f", "peephole_o"],
+                )?);
             }
-            if arrays.contains_key("projection") {
-                l.projection = Some(Projection {
-                    kernel: mat(arrays, "projection")?,
-                    clip: opt_f64(options, "proj_clip").map(f),
-                });
-            }
+            l.projection = projection(arrays, "projection", options)?;
             l
         }
         Layout::Tf1 => {
@@ -833,18 +854,9 @@ pub fn import_layer<T: Real>(
             l.cell_activation = act;
             l.output_activation = act;
             if options.get("use_peepholes").and_then(Value::as_bool) == Some(true) {
-                l.peepholes = Some(Peepholes {
-                    input: vec1(arrays, "w_i_diag")?,
-                    forget: vec1(arrays, "w_f_diag")?,
-                    output: vec1(arrays, "w_o_diag")?,
-                });
+                l.peepholes = Some(peepholes(arrays, ["w_i_diag", "w_f_diag", "w_o_diag"])?);
             }
-            if arrays.contains_key("projection/kernel") {
-                l.projection = Some(Projection {
-                    kernel: mat(arrays, "projection/kernel")?,
-                    clip: opt_f64(options, "proj_clip").map(f),
-                });
-            }
+            l.projection = projection(arrays, "projection/kernel", options)?;
             l
         }
         Layout::Keras => {
@@ -882,11 +894,7 @@ pub fn import_layer<T: Real>(
             l.forget_bias = f(opt_f64(options, "forget_bias").unwrap_or(0.0));
             l.cell_clip = opt_f64(options, "cell_clip").filter(|&c| c > 0.0).map(f);
             if options.get("use_peephole").and_then(Value::as_bool) == Some(true) {
-                l.peepholes = Some(Peepholes {
-                    input: vec1(arrays, "wci")?,
-                    forget: vec1(arrays, "wcf")?,
-                    output: vec1(arrays, "wco")?,
-                });
+                l.peepholes = Some(peepholes(arrays, ["wci", "wcf", "wco"])?);
             }
             l
         }
