@@ -83,7 +83,7 @@ def main():
     else:
         import tf_keras as K
         version_info = {"tf_keras": K.__version__}
-    from lstm_record import keras_cases, keras_numpy
+    from lstm_record import keras_cases, keras_numpy, numpy_lstm
     from lstm_record.keras_runner import KerasRunner
 
     determinism.configure_tensorflow(tf)
@@ -268,7 +268,7 @@ def main():
     ours = keras_numpy.keras_outputs(model_json, variables, {"inputs": x.astype(np.float64)})
     for key in ours:
         rel = float(np.max(np.abs(ours[key] - out64[key]) / np.maximum(1.0, np.abs(out64[key])), initial=0.0))
-        if rel > keras_numpy.FLOAT64_REL_TOL:
+        if rel > numpy_lstm.FLOAT64_REL_TOL:
             fail(f"{key}: the float64 NumPy model differs from Keras's float64 run by {rel:.3g} (rel)")
 
     summary = keras_cases.describe(spec, args.keras, case["inputs"])[len(flavour) + 1:]

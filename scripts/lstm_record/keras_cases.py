@@ -19,6 +19,7 @@ import numpy as np
 
 from lstm_record import keras_numpy
 from lstm_record.case_writer import Case, file_stem
+from lstm_record.numpy_lstm import FLOAT64_REL_TOL
 from lstm_record.weights import Generator
 
 KERAS_NAME = {"3": "Keras 3", "2": "tf-keras"}
@@ -410,7 +411,7 @@ def record_case(runner, case, suite_dir, versions, script):
         raise AssertionError(f"{case['name']}: Keras outputs {sorted(out64)} vs NumPy {sorted(ours)}")
     for name in ours:
         rel = np.max(np.abs(ours[name] - out64[name]) / np.maximum(1.0, np.abs(out64[name])), initial=0.0)
-        if rel > keras_numpy.FLOAT64_REL_TOL:
+        if rel > FLOAT64_REL_TOL:
             raise AssertionError(f"{case['name']}: {name}: NumPy float64 differs from Keras by {rel:.3g}")
     if case["generator"] in ("grid", "canary", "quirk"):
         largest = max(float(np.max(np.abs(v), initial=0.0)) for v in out64.values())
