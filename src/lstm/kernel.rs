@@ -267,7 +267,8 @@ pub(crate) fn run_layer<T: Real>(
     });
     let projection_kernel = layer.projection.as_ref().map(|p| standard2(&p.kernel));
 
-    // Written (first touched) by the threads, each its own rows.
+    // Written by the threads, each its own rows (and first touched there,
+    // unless the buffer is a reused one: see `buffer`).
     let xw = Buffer::<T>::unfilled(batch * time * 4 * units);
     let mut c = initial
         .c
