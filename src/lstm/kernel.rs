@@ -715,6 +715,17 @@ mod tests {
     use super::*;
     use ndarray::{Array1, Array3};
 
+    /// Outputs, final state and trace all bit-identical.
+    fn assert_identical(
+        one: &LayerOutput<f32>,
+        other: &LayerOutput<f32>,
+        what: impl std::fmt::Debug,
+    ) {
+        assert_eq!(one.0, other.0, "outputs, {what:?}");
+        assert_eq!(one.1, other.1, "state, {what:?}");
+        assert_eq!(one.2, other.2, "trace, {what:?}");
+    }
+
     /// Threads that only help with the input projection (more projection
     /// threads than step threads) change nothing in the results.
     #[test]
@@ -747,9 +758,7 @@ mod tests {
         let one = run((1, 1));
         for threads in [(2, 1), (3, 1), (3, 2)] {
             let other = run(threads);
-            assert_eq!(one.0, other.0, "{threads:?}");
-            assert_eq!(one.1, other.1, "{threads:?}");
-            assert_eq!(one.2, other.2, "{threads:?}");
+            assert_identical(&one, &other, threads);
         }
     }
 
@@ -801,9 +810,7 @@ mod tests {
                 for threads in [(2, 2), (3, 3), (3, 2)] {
                     let other = run(threads);
                     let what = (threads, fast_activations, layer.projection.is_some());
-                    assert_eq!(one.0, other.0, "{what:?}");
-                    assert_eq!(one.1, other.1, "{what:?}");
-                    assert_eq!(one.2, other.2, "{what:?}");
+                    assert_identical(&one, &other, what);
                 }
             }
         }
