@@ -1,4 +1,4 @@
-//! Large kernel buffers (the packed weights, the gate buffer): 64-byte
+//! Kernel buffers (the packed weights, the gate buffer): 64-byte
 //! aligned, and left unfilled until the threads that use them write them.
 //!
 //! Why not a `Vec`: a panel row of packed weights is one 64-byte cache line
@@ -8,14 +8,19 @@
 //! The kernel fills each part on the thread that uses it, through
 //! [`Buffer::raw`], before any slice of it is made.
 //!
-//! Large buffers are reused: a dropped buffer of at least 1 MiB goes to a
+//! Buffers are reused: a dropped buffer of at least 64 KiB goes to a
 //! process-wide cache (at most 256 MiB in all, the oldest freed first) and
 //! the next request it fits takes it. A new allocation of that size comes
 //! from `mmap` and faults in every page on first touch; at B128-T25-H1024
 //! the gate buffer (52 MB) and the packed weights (32 MiB) are 21,000
 //! pages, 13-26 ms of page faults and zeroing in every layer call (measured:
 //! the input projection at B64-T50-H512 on one thread, 69 ms into a reused
-//! buffer, 83-91 ms into a new one). onnxruntime's arena does the same.
+//! buffer, 83-91 ms into a new one). The bound was 1 MiB at first; at
+//! B1-T200-H128 the gate buffer (400 KiB) and the packed weights (256 KiB
+//! each) then came from `mmap` in every call, and `perf record` of
+//! `lstm-parity bench --threads 1` put 12-15% of the samples in the
+//! kernel's page-fault path; with 64 KiB, 0.3%. (glibc's own threshold
+//! for `mmap` is 128 KiB.) onnxruntime's arena does the same.
 //! [`release_cached_buffers`] frees the cache.
 //!
 //! Tried and not kept: 2 MiB-aligned buffers advised with
@@ -31,8 +36,8 @@ use std::sync::Mutex;
 /// Alignment: one cache line.
 const ALIGN: usize = 64;
 /// Buffers from this size on are cached when dropped (smaller ones are
-/// left to the allocator, which keeps them itself).
-const CACHED_FROM: usize = 1 << 20;
+/// left to the allocator, which keeps them in its heap).
+const CACHED_FROM: usize = 64 << 10;
 /// The most the cache keeps, in bytes.
 const CACHE_BYTES: usize = 256 << 20;
 
