@@ -27,7 +27,8 @@ fn run_shape<T: Real>(
         .warm_up_time(Duration::from_millis(500));
     for &shape in shapes {
         let (layer, x) = problem::<T>(shape);
-        let layers = [layer];
+        // Weights packed once (in the warm-up), as `lstm-parity bench` does.
+        let model = lstm::Prepared::new(vec![layer]);
         let options = RunOptions {
             trace: false,
             threads: None,
@@ -37,7 +38,7 @@ fn run_shape<T: Real>(
         group.bench_with_input(BenchmarkId::from_parameter(shape), &shape, |b, _| {
             b.iter(|| {
                 let seq = Sequence::new(x.view());
-                black_box(lstm::run_with(&layers, &seq, &options).unwrap())
+                black_box(model.run_with(&seq, &options).unwrap())
             })
         });
     }

@@ -130,6 +130,9 @@ pub struct Measurement {
     pub projection_threads: usize,
     /// Timed runs.
     pub runs: usize,
+    /// Whether the weights were packed once ([`lstm::Prepared`]) rather
+    /// than in every run.
+    pub prepared: bool,
 }
 
 /// Deterministic values in `[-scale, scale)` (a 64-bit LCG: no dependency,
@@ -184,15 +187,19 @@ pub fn implementation_name(fast_activations: bool) -> &'static str {
 }
 
 /// Measure the kernel at `shape` in `T` with `threads` (`None`: automatic)
-/// and exact or fast activations.
+/// and exact or fast activations. `prepared`: the weights are packed once,
+/// in the first warm-up run, and kept ([`lstm::Prepared`], as onnxruntime
+/// packs them once per session); else packed in every run
+/// ([`lstm::run_with`]).
 pub fn measure<T: Real>(
     shape: Shape,
     threads: Option<usize>,
     fast_activations: bool,
+    prepared: bool,
     repeats: Repeats,
 ) -> Measurement {
     let (layer, x) = problem::<T>(shape);
-    let layers = [layer];
+    let model = lstm::Prepared::new(vec![layer]);
     let seq = Sequence::new(x.view());
     let options = RunOptions {
         trace: false,
@@ -200,8 +207,12 @@ pub fn measure<T: Real>(
         fast_activations,
     };
     let once = || {
-        let out = lstm::run_with(&layers, &seq, &options).expect("benchmark shapes fit");
-        std::hint::black_box(out);
+        let out = if prepared {
+            model.run_with(&seq, &options)
+        } else {
+            lstm::run_with(model.layers(), &seq, &options)
+        };
+        std::hint::black_box(out.expect("benchmark shapes fit"));
     };
     for _ in 0..repeats.warmup {
         once();
@@ -225,6 +236,7 @@ pub fn measure<T: Real>(
         threads: threads_used(shape, threads).1,
         projection_threads: threads_used(shape, threads).0,
         runs: times.len(),
+        prepared,
     }
 }
 
@@ -280,10 +292,13 @@ mod tests {
             min_time: Duration::ZERO,
             max_runs: 1,
         };
-        let m = measure::<f32>(Shape::new(2, 3, 8), Some(1), false, quick);
-        assert_eq!(m.shape, "B2-T3-H8");
-        assert_eq!(m.dtype, "float32");
-        assert_eq!(m.runs, 1);
-        assert!(m.ms > 0.0 && m.gflops > 0.0);
+        for prepared in [true, false] {
+            let m = measure::<f32>(Shape::new(2, 3, 8), Some(1), false, prepared, quick);
+            assert_eq!(m.shape, "B2-T3-H8");
+            assert_eq!(m.dtype, "float32");
+            assert_eq!(m.runs, 1);
+            assert_eq!(m.prepared, prepared);
+            assert!(m.ms > 0.0 && m.gflops > 0.0);
+        }
     }
 }

@@ -77,6 +77,11 @@ enum Command {
         /// Minimum timed seconds per shape (more runs until reached, at most 200).
         #[arg(long, default_value_t = 1.0)]
         min_time: f64,
+        /// Pack the weights in every run (`lstm::run_with`) instead of once
+        /// before the timed runs (`lstm::Prepared`, as onnxruntime packs
+        /// them once per session).
+        #[arg(long)]
+        pack_every_run: bool,
     },
     /// List the selected cases with their API and shapes.
     List {
@@ -249,13 +254,15 @@ fn main() -> ExitCode {
             activations,
             repeats,
             min_time,
+            pack_every_run,
         } => {
             let repeats = Repeats {
                 min_runs: repeats.max(1),
                 min_time: std::time::Duration::from_secs_f64(min_time.clamp(0.0, 3600.0)),
                 ..Repeats::default()
             };
-            bench_command(json, shapes, threads, dtype, activations, repeats)
+            let prepared = !pack_every_run;
+            bench_command(json, shapes, threads, dtype, activations, prepared, repeats)
         }
         Command::Export {
             layout,
@@ -306,6 +313,7 @@ fn bench_command(
     threads: Option<usize>,
     dtype: BenchDtype,
     activations: BenchActivations,
+    prepared: bool,
     repeats: Repeats,
 ) -> u8 {
     if threads == Some(0) {
@@ -332,10 +340,14 @@ fn bench_command(
         };
         for &fast in fast_modes {
             if dtype != BenchDtype::Float64 {
-                results.push(bench::measure::<f32>(shape, threads, fast, repeats));
+                results.push(bench::measure::<f32>(
+                    shape, threads, fast, prepared, repeats,
+                ));
             }
             if dtype != BenchDtype::Float32 {
-                results.push(bench::measure::<f64>(shape, threads, fast, repeats));
+                results.push(bench::measure::<f64>(
+                    shape, threads, fast, prepared, repeats,
+                ));
             }
         }
         for m in results {

@@ -691,3 +691,46 @@ fn larger_layers_equal_oracle_on_every_thread_count() {
         }
     }
 }
+
+/// A [`Prepared`](lstm::Prepared) stack (packed weights kept between runs)
+/// gives exactly the outputs, states and traces of `run_with`, run after
+/// run, as the thread count and the batch size (and so the split the packs
+/// are made for) change back and forth; and it reports bad inputs as
+/// `run_with` does.
+#[test]
+fn prepared_runs_equal_plain_runs() {
+    let value = |k: usize, scale: f32| ((k * 7919 % 1009) as f32 / 1009.0 - 0.5) * scale;
+    let layer = |input: usize, units: usize, seed: usize| {
+        Layer::new(
+            Array2::from_shape_fn((input, 4 * units), |(r, c)| value(seed + r * 97 + c, 0.3)),
+            Array2::from_shape_fn((units, 4 * units), |(r, c)| {
+                value(seed + r * 31 + c * 3, 0.3)
+            }),
+            Array1::from_shape_fn(4 * units, |c| value(seed + c * 13, 1.0)),
+        )
+    };
+    let layers = vec![layer(29, 45, 1), layer(45, 19, 2)];
+    let prepared = lstm::Prepared::new(layers.clone());
+    assert_eq!(prepared.layers(), &layers[..]);
+    for (batch, threads) in [(17, 2), (17, 2), (3, 2), (17, 3), (17, 1), (17, 2), (1, 3)] {
+        let inputs = Array3::from_shape_fn((batch, 6, 29), |(b, t, i)| {
+            value(b * 1000 + t * 100 + i, 1.0)
+        });
+        let seq = Sequence::new(inputs.view());
+        let options = RunOptions {
+            trace: true,
+            threads: Some(threads),
+            fast_activations: false,
+        };
+        let plain = lstm::run_with(&layers, &seq, &options).unwrap();
+        let kept = prepared.run_with(&seq, &options).unwrap();
+        assert_eq!(plain, kept, "batch {batch}, {threads} threads");
+    }
+    let wrong = Array3::<f32>::zeros((2, 3, 28));
+    let error = prepared.run(&Sequence::new(wrong.view())).unwrap_err();
+    assert_eq!(
+        error,
+        lstm::run(&layers, &Sequence::new(wrong.view())).unwrap_err()
+    );
+    assert_eq!(prepared.into_layers(), layers);
+}

@@ -22,7 +22,9 @@
 //!
 //! The products: for `float32` on AVX2/FMA processors the packed-weight
 //! kernel of `recurrent` (weights packed once per call of `run_layer`, by
-//! the threads themselves before step 1, each its share, then a barrier);
+//! the threads themselves before step 1, each its share, then a barrier;
+//! or once per split for a [`Prepared`](super::Prepared) stack, whose
+//! [`PackSlot`]s keep them between calls);
 //! otherwise the `gemm` crate. Nothing is allocated per step. With the
 //! packed kernel each output value is computed by the same instructions
 //! whatever the thread count or split, so results are bit-identical across
@@ -36,6 +38,7 @@
 
 use std::any::TypeId;
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, CowArray, Ix1, Ix2};
 
@@ -43,7 +46,9 @@ use super::buffer::Buffer;
 use super::parallel::{split, SpinBarrier};
 use super::pool;
 use super::recurrent::{self, PackedRecurrent};
-use super::{fast_math, Activation, Layer, MaskedOutput, Real, RunOptions, State, StepTrace};
+use super::{
+    exact_math, fast_math, Activation, Layer, MaskedOutput, Real, RunOptions, State, StepTrace,
+};
 
 /// Batch rows per step thread from which the threads split the batch
 /// instead of the units (see `run_layer`). Each thread then runs its own
@@ -61,6 +66,45 @@ const MIN_ROWS_PER_THREAD: usize = 8;
 
 /// Extra elements per row of the padded copy of `w_h` (see `run_layer`).
 const W_H_PAD: usize = 16;
+
+/// Both weight matrices of one layer packed for the float32 kernel, for
+/// one split of the units between the step threads (the panels' grouping
+/// depends on it).
+struct Packs {
+    unit_shares: Vec<Range<usize>>,
+    w_h: PackedRecurrent,
+    w_x: PackedRecurrent,
+}
+
+/// Where a prepared layer keeps its packed weights between runs: the last
+/// split's packs. A run with another split (another thread count, or a
+/// batch that changes between the unit and the batch split) packs anew and
+/// replaces them.
+#[derive(Default)]
+pub(crate) struct PackSlot(Mutex<Option<Arc<Packs>>>);
+
+impl PackSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<Packs>>> {
+        // A panic while the lock is held leaves an Option, consistent.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The packs for `unit_shares`, if kept.
+    fn get(&self, unit_shares: &[Range<usize>]) -> Option<Arc<Packs>> {
+        self.lock()
+            .as_ref()
+            .filter(|p| p.unit_shares == unit_shares)
+            .cloned()
+    }
+
+    /// Which packs are kept, by address (for tests).
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> Option<*const ()> {
+        self.lock().as_ref().map(|p| Arc::as_ptr(p).cast())
+    }
+}
 
 /// What one layer run returns: outputs `[batch, time, out]`, the final
 /// state, and the per-step states when recorded.
@@ -196,6 +240,9 @@ struct Context<'a, T> {
     packed_x: Option<&'a PackedRecurrent>,
     /// `w_h` in standard layout, which the threads pack (with `packed`).
     w_h_packing: &'a [T],
+    /// Whether the threads fill `packed` and `packed_x` (not when a
+    /// [`PackSlot`] kept them from an earlier run).
+    pack: bool,
     /// Every thread, after packing its share of the input weights.
     packed_ready: SpinBarrier,
     bias: &'a [T],
@@ -238,7 +285,9 @@ struct Context<'a, T> {
 /// `threads` is `(input projection, steps)`: the number of threads that
 /// split the input projection's rows, and how many of them go on to split
 /// the units over the steps (at most one per unit). The trace and the
-/// activations follow `options`.
+/// activations follow `options`. With a `slot`, the packed weights of this
+/// split are taken from it when kept there, else packed and kept there.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_layer<T: Real>(
     layer: &Layer<T>,
     x: ArrayView3<T>,
@@ -247,6 +296,7 @@ pub(crate) fn run_layer<T: Real>(
     masked_output: MaskedOutput,
     options: &RunOptions,
     threads: (usize, usize),
+    slot: Option<&PackSlot>,
 ) -> LayerOutput<T> {
     let record_trace = options.trace;
     let (batch, time, input) = x.dim();
@@ -328,11 +378,19 @@ pub(crate) fn run_layer<T: Real>(
     // each other. 16 extra floats per row break that alignment (measured
     // 1.5x faster at [16 x 256] x [256 x 1024]).
     // Laid out here, filled by the threads that use them (`worker`).
-    let packed = (TypeId::of::<T>() == TypeId::of::<f32>() && recurrent::available()).then(|| {
-        (
-            PackedRecurrent::layout(out, units, &unit_shares),
-            PackedRecurrent::layout(input, units, &unit_shares),
-        )
+    let use_packed = TypeId::of::<T>() == TypeId::of::<f32>() && recurrent::available();
+    let kept = slot
+        .filter(|_| use_packed)
+        .and_then(|slot| slot.get(&unit_shares));
+    let pack = use_packed && kept.is_none();
+    let packed = kept.or_else(|| {
+        pack.then(|| {
+            Arc::new(Packs {
+                unit_shares: unit_shares.clone(),
+                w_h: PackedRecurrent::layout(out, units, &unit_shares),
+                w_x: PackedRecurrent::layout(input, units, &unit_shares),
+            })
+        })
     });
     let w_h_std = standard2(&layer.w_h);
     let w_h_rs = 4 * units + W_H_PAD;
@@ -356,13 +414,14 @@ pub(crate) fn run_layer<T: Real>(
         w_x: w_x.as_slice().expect("standard layout"),
         w_h: &w_h,
         w_h_rs,
-        packed: packed.as_ref().map(|(h, _)| h),
-        packed_x: packed.as_ref().map(|(_, x)| x),
-        w_h_packing: if packed.is_some() {
+        packed: packed.as_ref().map(|p| &p.w_h),
+        packed_x: packed.as_ref().map(|p| &p.w_x),
+        w_h_packing: if pack {
             w_h_std.as_slice().expect("standard layout")
         } else {
             &[]
         },
+        pack,
         packed_ready: SpinBarrier::new(all_threads),
         bias: bias.as_slice().expect("contiguous"),
         peepholes: peephole_arrays.as_ref().map(|(i, f, o)| PeepholeSlices {
@@ -411,6 +470,10 @@ pub(crate) fn run_layer<T: Real>(
     // Worker 0 is this thread; the others come from the pool.
     pool::run(all_threads, &|k| worker(k, &context));
     drop(context);
+    if let (Some(slot), Some(packed), true) = (slot, packed, pack) {
+        // Every panel is filled now (the threads have all returned).
+        *slot.lock() = Some(packed);
+    }
 
     let h = if time % 2 == 0 { h0 } else { h1 };
     let state = State {
@@ -435,7 +498,7 @@ fn worker<T: Real>(k: usize, cx: &Context<T>) {
     // one group with the batch split), then meet: the projection reads
     // every input panel, and with the batch split every step reads every
     // recurrent panel.
-    if let (Some(packed_x), Some(packed)) = (cx.packed_x, cx.packed) {
+    if let (Some(packed_x), Some(packed), true) = (cx.packed_x, cx.packed, cx.pack) {
         let all_threads = cx.rows.len();
         // SAFETY: T is f32 whenever the packed kernels run; the panel
         // shares are disjoint, and the barrier orders the writes of every
@@ -672,9 +735,28 @@ fn cells<T: Real>(cx: &Context<T>, z: &[T], mine: Range<usize>, c: &mut [T], m: 
     }
     if standard {
         // The common configuration, without per-element option checks.
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if TypeId::of::<T>() == TypeId::of::<f32>() && exact_math::available() {
+            // SAFETY: T is f32 (checked just above), so these are the same
+            // slices; the processor has AVX2 and FMA. Eight units at a
+            // time, the same values as the loop below (which does the rest).
+            done = unsafe {
+                let f32s = |s: &[T]| std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len());
+                exact_math::cells(
+                    f32s(zi),
+                    f32s(zf),
+                    f32s(zg),
+                    f32s(zo),
+                    layer.forget_bias.widen() as f32,
+                    std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()),
+                    std::slice::from_raw_parts_mut(m.as_mut_ptr().cast::<f32>(), m.len()),
+                )
+            };
+        }
         let one = T::one();
         let fb = layer.forget_bias;
-        for j in 0..n {
+        for j in done..n {
             let i = one / (one + (-zi[j]).exp());
             let f = one / (one + (-(zf[j] + fb)).exp());
             let g = zg[j].tanh();
@@ -753,6 +835,7 @@ mod tests {
                 MaskedOutput::Zero,
                 &options,
                 threads,
+                None,
             )
         };
         let one = run((1, 1));
@@ -803,6 +886,7 @@ mod tests {
                         MaskedOutput::RepeatPrevious,
                         &options,
                         threads,
+                        None,
                     )
                 };
                 let one = run((1, 1));
@@ -813,6 +897,70 @@ mod tests {
                     assert_identical(&one, &other, what);
                 }
             }
+        }
+    }
+
+    /// A [`PackSlot`] keeps the packed weights of one split and gives them
+    /// to the next run of that split; a run of another split packs anew.
+    /// Every run is bit-identical to one without a slot.
+    #[test]
+    fn kept_packs_are_reused_per_split_and_change_nothing() {
+        let (batch, time, input, units) = (17, 5, 23, 40);
+        let v = |k: usize| ((k * 7919 % 613) as f32 / 613.0 - 0.5) * 0.4;
+        let layer = Layer::new(
+            Array2::from_shape_fn((input, 4 * units), |(r, c)| v(r * 97 + c)),
+            Array2::from_shape_fn((units, 4 * units), |(r, c)| v(r * 31 + c * 3 + 5)),
+            Array1::from_shape_fn(4 * units, |c| v(c * 13 + 1)),
+        );
+        let x = Array3::from_shape_fn((batch, time, input), |(b, t, i)| v(b * 100 + t * 10 + i));
+        let options = RunOptions {
+            trace: true,
+            threads: None,
+            fast_activations: false,
+        };
+        let run = |threads, slot| {
+            let initial = State::zeros(&layer, batch);
+            let mode = MaskedOutput::Zero;
+            run_layer(
+                &layer,
+                x.view(),
+                initial,
+                None,
+                mode,
+                &options,
+                threads,
+                slot,
+            )
+        };
+        let slot = PackSlot::default();
+        let packs = recurrent::available();
+        // (2, 2) splits the batch: one group of panels, like (1, 1); (3, 3)
+        // and (3, 2) split the units three and two ways. Three layouts.
+        let layout = |threads| match threads {
+            (3, n) => n,
+            _ => 1,
+        };
+        let mut last = None;
+        for threads in [
+            (2, 2),
+            (2, 2),
+            (3, 3),
+            (3, 3),
+            (3, 2),
+            (1, 1),
+            (2, 2),
+            (3, 3),
+        ] {
+            let kept = slot.kept();
+            let with = run(threads, Some(&slot));
+            assert_identical(&run(threads, None), &with, threads);
+            assert_eq!(slot.kept().is_some(), packs, "{threads:?}");
+            if packs {
+                // Reused exactly when the previous run had the same layout.
+                let same = last.map(layout) == Some(layout(threads));
+                assert_eq!(slot.kept() == kept, same, "{threads:?} after {last:?}");
+            }
+            last = Some(threads);
         }
     }
 }

@@ -16,6 +16,7 @@
 
 mod activation;
 mod buffer;
+mod exact_math;
 mod fast_math;
 mod gates;
 mod kernel;
@@ -36,6 +37,6 @@ pub use real::Real;
 #[doc(hidden)]
 pub use runner::layer_threads;
 pub use runner::{
-    run, run_with, MaskedOutput, RunOptions, RunOutput, Sequence, State, StepTrace,
+    run, run_with, MaskedOutput, Prepared, RunOptions, RunOutput, Sequence, State, StepTrace,
     FAST_ACTIVATIONS_ENV, MIN_PROJECTION_WORK_FOR_THREADS, MIN_STEP_WORK_FOR_THREADS,
 };

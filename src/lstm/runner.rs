@@ -7,7 +7,7 @@
 
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3};
 
-use super::kernel::run_layer;
+use super::kernel::{run_layer, PackSlot};
 use super::parallel::default_threads;
 use super::{Layer, Real, ShapeError};
 
@@ -283,6 +283,94 @@ pub fn run_with<T: Real>(
     seq: &Sequence<T>,
     options: &RunOptions,
 ) -> Result<RunOutput<T>, ShapeError> {
+    run_layers(layers, None, seq, options)
+}
+
+/// A stack of layers prepared for many runs: the `float32` kernel's packed
+/// weights (both matrices of every layer, in 16-column panels) are made in
+/// the first run and kept for the next ones, as onnxruntime packs them once
+/// per session. [`run`] and [`run_with`] pack them in every call.
+///
+/// The packing depends on how the units are split between threads, so a
+/// run with another split (another thread count, or a batch size that
+/// moves between the unit and the batch split) packs anew and keeps that
+/// one instead. The results are those of [`run_with`], bit for bit. The
+/// layers cannot change after `new`, so the kept packs cannot go stale.
+/// A `Prepared` may be shared between threads; concurrent runs read the
+/// same packs.
+///
+/// ```
+/// use lstm_parity::lstm::{Layer, Prepared, Sequence};
+/// use ndarray::{Array1, Array2, Array3};
+///
+/// // 3 inputs, 4 units.
+/// let layer = Layer::<f32>::new(Array2::zeros((3, 16)), Array2::zeros((4, 16)), Array1::zeros(16));
+/// let model = Prepared::new(vec![layer]);
+/// let x = Array3::<f32>::ones((2, 5, 3));
+/// for _ in 0..3 {
+///     let out = model.run(&Sequence::new(x.view())).unwrap();
+///     assert_eq!(out.outputs.dim(), (2, 5, 4));
+/// }
+/// ```
+pub struct Prepared<T> {
+    layers: Vec<Layer<T>>,
+    slots: Vec<PackSlot>,
+}
+
+impl<T: Real> Prepared<T> {
+    /// Prepare `layers` (nothing is packed until the first run).
+    pub fn new(layers: Vec<Layer<T>>) -> Self {
+        let slots = layers.iter().map(|_| PackSlot::default()).collect();
+        Prepared { layers, slots }
+    }
+
+    /// The layers, as given.
+    pub fn layers(&self) -> &[Layer<T>] {
+        &self.layers
+    }
+
+    /// The layers back (the packed weights are dropped).
+    pub fn into_layers(self) -> Vec<Layer<T>> {
+        self.layers
+    }
+
+    /// [`run`] on these layers.
+    ///
+    /// # Errors
+    /// A [`ShapeError`] when the layers, inputs, states or mask do not fit.
+    pub fn run(&self, seq: &Sequence<T>) -> Result<RunOutput<T>, ShapeError> {
+        self.run_with(seq, &RunOptions::default())
+    }
+
+    /// [`run_with`] on these layers.
+    ///
+    /// # Errors
+    /// A [`ShapeError`] when the layers, inputs, states or mask do not fit.
+    pub fn run_with(
+        &self,
+        seq: &Sequence<T>,
+        options: &RunOptions,
+    ) -> Result<RunOutput<T>, ShapeError> {
+        run_layers(&self.layers, Some(&self.slots), seq, options)
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Prepared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("layers", &self.layers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`run_with`], with the packed weights of layer `k` kept in `slots[k]`
+/// when given.
+fn run_layers<T: Real>(
+    layers: &[Layer<T>],
+    slots: Option<&[PackSlot]>,
+    seq: &Sequence<T>,
+    options: &RunOptions,
+) -> Result<RunOutput<T>, ShapeError> {
     validate(layers, seq)?;
     let (batch, time, _) = seq.inputs.dim();
     // Inputs in processing order; a forward run reads the caller's array.
@@ -322,6 +410,7 @@ pub fn run_with<T: Real>(
                 layer.output_size(),
                 options.threads,
             ),
+            slots.map(|slots| &slots[index]),
         );
         final_state.push(state);
         trace.extend(steps);
