@@ -283,9 +283,15 @@ unsafe fn tanh8(x: __m256) -> __m256 {
     _mm256_blendv_ps(z, x, zero)
 }
 
-/// The standard cell over one row's units with the exact activations,
-/// eight units at a time: the same values, bit for bit, as the scalar loop
-/// in `kernel::cells` (which runs the remainder).
+/// The cell with sigmoid gates and tanh cell and output activations, no
+/// cell clip, over one row's units, eight units at a time with the exact
+/// activations: the same values, bit for bit, as the scalar loops in
+/// `kernel::cells` (which run the remaining `len % 8` units). Returns how
+/// many units it did.
+///
+/// `peepholes`: the input, forget and output peephole weights of these
+/// units, added as `z_i + p_i * c_prev`, `(z_f + forget_bias) + p_f *
+/// c_prev` and `z_o + p_o * c`.
 ///
 /// # Safety
 /// [`available`] is true.
@@ -298,22 +304,37 @@ pub(crate) unsafe fn cells(
     zg: &[f32],
     zo: &[f32],
     forget_bias: f32,
+    peepholes: Option<[&[f32]; 3]>,
     c: &mut [f32],
     m: &mut [f32],
 ) -> usize {
     let n = c.len();
     assert!(zi.len() >= n && zf.len() >= n && zg.len() >= n && zo.len() >= n && m.len() >= n);
+    assert!(peepholes.is_none_or(|p| p.iter().all(|p| p.len() >= n)));
     let fb = _mm256_set1_ps(forget_bias);
     let mut j = 0;
     while j + 8 <= n {
         let load = |s: &[f32]| _mm256_loadu_ps(s.as_ptr().add(j));
-        let i = sigmoid8(load(zi));
-        let f = sigmoid8(_mm256_add_ps(load(zf), fb));
-        let g = tanh8(load(zg));
-        let c_new = _mm256_add_ps(_mm256_mul_ps(f, load(c)), _mm256_mul_ps(i, g));
-        let o = sigmoid8(load(zo));
+        let c_prev = load(c);
+        let (zi, zf) = (load(zi), _mm256_add_ps(load(zf), fb));
+        let (zi, zf) = match peepholes {
+            Some([p_i, p_f, _]) => (
+                _mm256_add_ps(zi, _mm256_mul_ps(load(p_i), c_prev)),
+                _mm256_add_ps(zf, _mm256_mul_ps(load(p_f), c_prev)),
+            ),
+            None => (zi, zf),
+        };
+        let (i, f, g) = (sigmoid8(zi), sigmoid8(zf), tanh8(load(zg)));
+        let c_new = _mm256_add_ps(_mm256_mul_ps(f, c_prev), _mm256_mul_ps(i, g));
+        let zo = match peepholes {
+            Some([_, _, p_o]) => _mm256_add_ps(load(zo), _mm256_mul_ps(load(p_o), c_new)),
+            None => load(zo),
+        };
         _mm256_storeu_ps(c.as_mut_ptr().add(j), c_new);
-        _mm256_storeu_ps(m.as_mut_ptr().add(j), _mm256_mul_ps(o, tanh8(c_new)));
+        _mm256_storeu_ps(
+            m.as_mut_ptr().add(j),
+            _mm256_mul_ps(sigmoid8(zo), tanh8(c_new)),
+        );
         j += 8;
     }
     j
@@ -421,11 +442,12 @@ mod tests {
         }
     }
 
-    /// The vector cell pass equals the scalar formula of `kernel::cells`
-    /// bit for bit, over units that reach every branch of both functions
-    /// (saturation, |x| >= 88, tiny values) and a forget bias.
+    /// The vector cell pass equals the scalar formulas of `kernel::cells`
+    /// bit for bit, with and without peepholes, over units that reach every
+    /// branch of both functions (saturation, |x| >= 88, tiny values) and a
+    /// forget bias.
     #[test]
-    fn cells_equal_the_scalar_formula() {
+    fn cells_equal_the_scalar_formulas() {
         if !available() {
             return;
         }
@@ -441,29 +463,39 @@ mod tests {
             })
             .collect();
         let c0: Vec<f32> = (0..n).map(|k| (k as f32 - 150.0) * 0.21).collect();
-        let (mut c, mut m) = (c0.clone(), vec![0.0f32; n]);
         let fb = 1.0f32;
-        // SAFETY: available() is true.
-        let done = unsafe {
-            cells(
-                &z[..n],
-                &z[n..2 * n],
-                &z[2 * n..3 * n],
-                &z[3 * n..],
-                fb,
-                &mut c,
-                &mut m,
-            )
-        };
-        assert_eq!(done, n);
-        for j in 0..n {
-            let zk = |k: usize| z[k * n + j];
-            let i = sigmoid_scalar(zk(0));
-            let f = sigmoid_scalar(zk(1) + fb);
-            let c_new = f * c0[j] + i * zk(2).tanh();
-            let m_new = sigmoid_scalar(zk(3)) * c_new.tanh();
-            assert_eq!(c[j].to_bits(), c_new.to_bits(), "c[{j}]");
-            assert_eq!(m[j].to_bits(), m_new.to_bits(), "m[{j}]");
+        let p: Vec<f32> = (0..3 * n).map(|k| (k as f32 - 480.0) * 0.013).collect();
+        let peepholes = [&p[..n], &p[n..2 * n], &p[2 * n..]];
+        for with_peepholes in [false, true] {
+            let (mut c, mut m) = (c0.clone(), vec![0.0f32; n]);
+            let zs = (&z[..n], &z[n..2 * n], &z[2 * n..3 * n], &z[3 * n..]);
+            let peep = with_peepholes.then_some(peepholes);
+            // SAFETY: available() is true.
+            let done = unsafe { cells(zs.0, zs.1, zs.2, zs.3, fb, peep, &mut c, &mut m) };
+            assert_eq!(done, n);
+            for j in 0..n {
+                let zk = |k: usize| z[k * n + j];
+                // The scalar formulas of kernel::cells: the standard cell's
+                // without peepholes, the general one's with them.
+                let (i, f) = if with_peepholes {
+                    (
+                        sigmoid_scalar(zk(0) + p[j] * c0[j]),
+                        sigmoid_scalar(zk(1) + fb + p[n + j] * c0[j]),
+                    )
+                } else {
+                    (sigmoid_scalar(zk(0)), sigmoid_scalar(zk(1) + fb))
+                };
+                let c_new = f * c0[j] + i * zk(2).tanh();
+                let o = if with_peepholes {
+                    sigmoid_scalar(zk(3) + p[2 * n + j] * c_new)
+                } else {
+                    sigmoid_scalar(zk(3))
+                };
+                let m_new = o * c_new.tanh();
+                let what = if with_peepholes { "with" } else { "without" };
+                assert_eq!(c[j].to_bits(), c_new.to_bits(), "c[{j}] {what} peepholes");
+                assert_eq!(m[j].to_bits(), m_new.to_bits(), "m[{j}] {what} peepholes");
+            }
         }
     }
 }

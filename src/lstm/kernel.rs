@@ -714,46 +714,55 @@ fn cells<T: Real>(cx: &Context<T>, z: &[T], mine: Range<usize>, c: &mut [T], m: 
     let zf = &z[units + mine.start..units + mine.end];
     let zg = &z[2 * units + mine.start..2 * units + mine.end];
     let zo = &z[3 * units + mine.start..3 * units + mine.end];
-    let standard = layer.gate_activation == Activation::Sigmoid
+    let sigmoid_tanh = layer.gate_activation == Activation::Sigmoid
         && layer.cell_activation == Activation::Tanh
-        && layer.output_activation == Activation::Tanh
-        && cx.peepholes.is_none()
-        && layer.cell_clip.is_none();
-    if standard && cx.fast_activations && TypeId::of::<T>() == TypeId::of::<f32>() {
-        // SAFETY: T is f32 (checked just above), so these are the same slices.
-        let f32s =
-            |s: &[T]| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) };
-        let (c, m) = unsafe {
-            (
-                std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()),
-                std::slice::from_raw_parts_mut(m.as_mut_ptr().cast::<f32>(), m.len()),
+        && layer.output_activation == Activation::Tanh;
+    let standard = sigmoid_tanh && cx.peepholes.is_none() && layer.cell_clip.is_none();
+    let is_f32 = TypeId::of::<T>() == TypeId::of::<f32>();
+    // The same slices as f32 (asserted: T is f32).
+    let f32s = |s: &[T]| {
+        assert!(is_f32);
+        // SAFETY: T is f32.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
+    };
+    let f32s_mut = |s: &mut [T]| {
+        assert!(is_f32);
+        // SAFETY: T is f32.
+        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
+    };
+    if standard && cx.fast_activations && is_f32 {
+        let forget_bias = layer.forget_bias.widen() as f32;
+        let (zi, zf, zg, zo) = (f32s(zi), f32s(zf), f32s(zg), f32s(zo));
+        fast_math::cells(zi, zf, zg, zo, forget_bias, f32s_mut(c), f32s_mut(m));
+        return;
+    }
+    // The exact activations: eight units at a time where they can, the
+    // same values as the loops below, which do the rest.
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if sigmoid_tanh && layer.cell_clip.is_none() && is_f32 && exact_math::available() {
+        let peepholes = cx
+            .peepholes
+            .as_ref()
+            .map(|p| [p.input, p.forget, p.output].map(|w| f32s(&w[mine.start..mine.end])));
+        let (zi, zf, zg, zo) = (f32s(zi), f32s(zf), f32s(zg), f32s(zo));
+        let forget_bias = layer.forget_bias.widen() as f32;
+        // SAFETY: the processor has AVX2 and FMA.
+        done = unsafe {
+            exact_math::cells(
+                zi,
+                zf,
+                zg,
+                zo,
+                forget_bias,
+                peepholes,
+                f32s_mut(c),
+                f32s_mut(m),
             )
         };
-        let forget_bias = layer.forget_bias.widen() as f32;
-        fast_math::cells(f32s(zi), f32s(zf), f32s(zg), f32s(zo), forget_bias, c, m);
-        return;
     }
     if standard {
         // The common configuration, without per-element option checks.
-        let mut done = 0;
-        #[cfg(target_arch = "x86_64")]
-        if TypeId::of::<T>() == TypeId::of::<f32>() && exact_math::available() {
-            // SAFETY: T is f32 (checked just above), so these are the same
-            // slices; the processor has AVX2 and FMA. Eight units at a
-            // time, the same values as the loop below (which does the rest).
-            done = unsafe {
-                let f32s = |s: &[T]| std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len());
-                exact_math::cells(
-                    f32s(zi),
-                    f32s(zf),
-                    f32s(zg),
-                    f32s(zo),
-                    layer.forget_bias.widen() as f32,
-                    std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()),
-                    std::slice::from_raw_parts_mut(m.as_mut_ptr().cast::<f32>(), m.len()),
-                )
-            };
-        }
         let one = T::one();
         let fb = layer.forget_bias;
         for j in done..n {
@@ -768,7 +777,7 @@ fn cells<T: Real>(cx: &Context<T>, z: &[T], mine: Range<usize>, c: &mut [T], m: 
         return;
     }
     let zero = T::zero();
-    for j in 0..n {
+    for j in done..n {
         let u = mine.start + j;
         let c_prev = c[j];
         let (pi, pf) = match &cx.peepholes {
@@ -848,7 +857,8 @@ mod tests {
     /// The two ways of splitting the steps between threads (units, or
     /// batch rows from `MIN_ROWS_PER_THREAD` rows per thread on) give
     /// bit-identical float32 results, with and without the fast
-    /// activations, a projection, a mask and remainder rows and units.
+    /// activations, a projection and peepholes, a mask and remainder rows
+    /// and units.
     #[test]
     fn batch_and_unit_splits_are_bit_identical() {
         let (batch, time, input, units, proj) = (19, 6, 37, 45, 21);
@@ -866,6 +876,13 @@ mod tests {
         projected.projection = Some(super::super::Projection {
             kernel: Array2::from_shape_fn((units, proj), |(r, c)| v(r * 17 + c * 5 + 3)),
             clip: Some(0.3),
+        });
+        // Peepholes too: the exact activations then run eight units at a
+        // time with each thread's slice of the peephole weights.
+        projected.peepholes = Some(super::super::Peepholes {
+            input: Array1::from_shape_fn(units, |u| v(u * 3 + 1)),
+            forget: Array1::from_shape_fn(units, |u| v(u * 5 + 2)),
+            output: Array1::from_shape_fn(units, |u| v(u * 11 + 3)),
         });
         let x = Array3::from_shape_fn((batch, time, input), |(b, t, i)| v(b * 100 + t * 10 + i));
         let mask = Array2::from_shape_fn((batch, time), |(b, t)| (b + 2 * t) % 5 != 3);
