@@ -10,7 +10,9 @@ The file may hold several rounds (scripts/bench_all --rounds N): the k-th
 line of an implementation at a shape belongs to round k. ms and GFLOP/s are
 then medians over the rounds, and the ratio column gives the median of the
 per-round ratios (each round's best peer against ours in that round) and
-their range.
+their range. The last column compares fastest rounds: the best peer's
+fastest round against our fastest round (on a shared machine, the least
+disturbed run of each; the same rule for every implementation).
 """
 
 import json
@@ -47,13 +49,21 @@ def ratio_text(ours, peers):
     return f"{text} vs {winner}"
 
 
+def fastest_text(ours, peers):
+    """The fastest round of the fastest peer / our fastest round."""
+    if not ours or not peers:
+        return ""
+    name, best = min(((p, min(v)) for p, v in peers.items() if v), key=lambda x: x[1])
+    return f"{best / min(ours):.2f}x vs {name}"
+
+
 def main() -> int:
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip().startswith("{")]
     table = rounds_of(rows)
     shapes = list(dict.fromkeys(r["shape"] for r in rows))
     rounds = max((len(v) for v in table.values()), default=0)
-    print(f"| shape | implementation | ms | GFLOP/s | best peer / this{' (range over ' + str(rounds) + ' rounds)' if rounds > 1 else ''} |")
-    print("|---|---|---:|---:|---:|")
+    print(f"| shape | implementation | ms | GFLOP/s | best peer / this{' (range over ' + str(rounds) + ' rounds)' if rounds > 1 else ''} | fastest rounds: best peer / this |")
+    print("|---|---|---:|---:|---:|---:|")
     for shape in shapes:
         here = {impl: ms for (s, impl), ms in table.items() if s == shape}
         peers = {impl: ms for impl, ms in here.items() if impl not in OURS}
@@ -64,7 +74,8 @@ def main() -> int:
             # GFLOP/s from the median time (gflops * ms is the shape's work).
             rate = gflops[impl] / ms
             ratio = ratio_text(here[impl], peers) if impl in OURS and peers else ""
-            print(f"| {shape} | {impl} | {ms:.2f} | {rate:.1f} | {ratio} |")
+            fastest = fastest_text(here[impl], peers) if impl in OURS and peers else ""
+            print(f"| {shape} | {impl} | {ms:.2f} | {rate:.1f} | {ratio} | {fastest} |")
     return 0
 
 

@@ -806,6 +806,24 @@ mod tests {
     use super::*;
     use ndarray::{Array1, Array3};
 
+    /// Deterministic values in `[-0.2, 0.2)`.
+    fn v(k: usize) -> f32 {
+        ((k * 7919 % 613) as f32 / 613.0 - 0.5) * 0.4
+    }
+
+    /// A plain layer and inputs of these sizes.
+    fn fixture(
+        (batch, time, input, units): (usize, usize, usize, usize),
+    ) -> (Layer<f32>, Array3<f32>) {
+        let layer = Layer::new(
+            Array2::from_shape_fn((input, 4 * units), |(r, c)| v(r * 97 + c)),
+            Array2::from_shape_fn((units, 4 * units), |(r, c)| v(r * 31 + c * 3 + 5)),
+            Array1::from_shape_fn(4 * units, |c| v(c * 13 + 1)),
+        );
+        let x = Array3::from_shape_fn((batch, time, input), |(b, t, i)| v(b * 100 + t * 10 + i));
+        (layer, x)
+    }
+
     /// Outputs, final state and trace all bit-identical.
     fn assert_identical(
         one: &LayerOutput<f32>,
@@ -822,13 +840,7 @@ mod tests {
     #[test]
     fn projection_only_threads_change_nothing() {
         let (batch, time, input, units) = (3, 5, 11, 20);
-        let v = |k: usize| ((k * 7919 % 613) as f32 / 613.0 - 0.5) * 0.4;
-        let layer = Layer::new(
-            Array2::from_shape_fn((input, 4 * units), |(r, c)| v(r * 97 + c)),
-            Array2::from_shape_fn((units, 4 * units), |(r, c)| v(r * 31 + c * 3 + 5)),
-            Array1::from_shape_fn(4 * units, |c| v(c * 13 + 1)),
-        );
-        let x = Array3::from_shape_fn((batch, time, input), |(b, t, i)| v(b * 100 + t * 10 + i));
+        let (layer, x) = fixture((batch, time, input, units));
         let run = |threads| {
             let options = RunOptions {
                 trace: true,
@@ -862,12 +874,7 @@ mod tests {
     #[test]
     fn batch_and_unit_splits_are_bit_identical() {
         let (batch, time, input, units, proj) = (19, 6, 37, 45, 21);
-        let v = |k: usize| ((k * 7919 % 613) as f32 / 613.0 - 0.5) * 0.4;
-        let plain = Layer::new(
-            Array2::from_shape_fn((input, 4 * units), |(r, c)| v(r * 97 + c)),
-            Array2::from_shape_fn((units, 4 * units), |(r, c)| v(r * 31 + c * 3 + 5)),
-            Array1::from_shape_fn(4 * units, |c| v(c * 13 + 1)),
-        );
+        let (plain, x) = fixture((batch, time, input, units));
         let mut projected = Layer::new(
             plain.w_x.clone(),
             Array2::from_shape_fn((proj, 4 * units), |(r, c)| v(r * 37 + c * 7 + 2)),
@@ -884,7 +891,6 @@ mod tests {
             forget: Array1::from_shape_fn(units, |u| v(u * 5 + 2)),
             output: Array1::from_shape_fn(units, |u| v(u * 11 + 3)),
         });
-        let x = Array3::from_shape_fn((batch, time, input), |(b, t, i)| v(b * 100 + t * 10 + i));
         let mask = Array2::from_shape_fn((batch, time), |(b, t)| (b + 2 * t) % 5 != 3);
         assert!((2 * MIN_ROWS_PER_THREAD..3 * MIN_ROWS_PER_THREAD).contains(&batch));
         for layer in [&plain, &projected] {
@@ -923,13 +929,7 @@ mod tests {
     #[test]
     fn kept_packs_are_reused_per_split_and_change_nothing() {
         let (batch, time, input, units) = (17, 5, 23, 40);
-        let v = |k: usize| ((k * 7919 % 613) as f32 / 613.0 - 0.5) * 0.4;
-        let layer = Layer::new(
-            Array2::from_shape_fn((input, 4 * units), |(r, c)| v(r * 97 + c)),
-            Array2::from_shape_fn((units, 4 * units), |(r, c)| v(r * 31 + c * 3 + 5)),
-            Array1::from_shape_fn(4 * units, |c| v(c * 13 + 1)),
-        );
-        let x = Array3::from_shape_fn((batch, time, input), |(b, t, i)| v(b * 100 + t * 10 + i));
+        let (layer, x) = fixture((batch, time, input, units));
         let options = RunOptions {
             trace: true,
             threads: None,
