@@ -22,14 +22,18 @@
 //! lane with the scalar call over a sweep of float32 bit patterns (every
 //! 251st, and every one with `LSTM_PARITY_EXHAUSTIVE=1`: all 2^32 inputs
 //! of both functions gave libm's bits here, glibc 2.36 on AMD EPYC, in
-//! 121 s). A platform whose libm computes these functions otherwise would
-//! fail them; this module would then still give glibc's values (within
-//! an ULP or two of exact), not that platform's.
+//! 121 s). On a platform whose libm computes these functions otherwise,
+//! the tests fail, and [`available`]'s check at first use (a sample of
+//! inputs against the scalar calls) turns the vector path off, so the
+//! exact path keeps the platform's scalar values there.
 //!
 //! At the benchmark shapes (`lstm-parity bench`, two threads, exact
 //! activations, the same minutes): B64-T50-H512 167-172 ms before, 112-119
 //! after; B16-T100-H256 30.1-30.5 ms before, 18.7-18.8 after;
 //! B1-T200-H128 1.9-2.3 ms before, 1.2-1.3 after.
+
+// Only the x86-64 build uses the tables and the scalar helpers.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -94,16 +98,76 @@ const Q: [f32; 5] = [
     -2.010_992_1e-7,
 ];
 
-/// Whether this processor runs the vector functions.
+/// Whether the vector functions run here: the processor has AVX2 and FMA,
+/// and on a sample of inputs (every case boundary of both functions and
+/// values spread over all exponents) they give exactly the bits of this
+/// platform's libm. Checked once per process. A libm that computes
+/// `expf` or `tanhf` otherwise (another C library, or a glibc with other
+/// algorithms) turns the vector path off, so the exact path always gives
+/// the platform's scalar values, whatever the thread split.
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: self_check runs the vector code only after checking
+            // the features.
+            is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && unsafe { self_check() }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// The inputs of [`self_check`]: the thresholds of both functions (as
+/// bit patterns, each with its neighbours and both signs) and a spread of
+/// bit patterns over every exponent.
+fn check_inputs() -> Vec<f32> {
+    const EDGES: [u32; 10] = [
+        0x2400_0000, // tanhf: 2^-55
+        0x3300_0000, // expm1f: 2^-25
+        0x3eb1_7218, // expm1f: ln2 / 2
+        0x3f85_1592, // expm1f: 1.5 ln2
+        0x3f80_0000, // tanhf: 1
+        0x4195_b844, // expm1f: 27 ln2
+        0x41b0_0000, // tanhf: 22
+        0x42b0_0000, // expf: 88
+        0x42b1_7218, // expm1f: 88.72
+        0x0000_0001, // the smallest subnormal
+    ];
+    let mut inputs = Vec::new();
+    for edge in EDGES {
+        for bits in edge - 1..=edge + 1 {
+            inputs.extend([f32::from_bits(bits), -f32::from_bits(bits)]);
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    inputs.extend((0..4096u32).map(|k| f32::from_bits(k.wrapping_mul(1_048_573))));
+    inputs.extend((-1000..1000).map(|k| k as f32 * 0.013));
+    inputs
+}
+
+/// Whether the vector sigmoid and tanh equal the scalar calls on
+/// [`check_inputs`].
+///
+/// # Safety
+/// The processor has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn self_check() -> bool {
+    let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+    check_inputs().chunks(8).all(|chunk| {
+        let mut x = [0.0f32; 8];
+        x[..chunk.len()].copy_from_slice(chunk);
+        let (mut s, mut t) = ([0.0f32; 8], [0.0f32; 8]);
+        let v = _mm256_loadu_ps(x.as_ptr());
+        _mm256_storeu_ps(s.as_mut_ptr(), sigmoid8(v));
+        _mm256_storeu_ps(t.as_mut_ptr(), tanh8(v));
+        (0..8).all(|l| same(s[l], sigmoid_scalar(x[l])) && same(t[l], x[l].tanh()))
+    })
 }
 
 /// The scalar sigmoid of the exact path.
@@ -410,6 +474,18 @@ mod tests {
         );
     }
 
+    /// The self-check passes here (so the vector path runs in the other
+    /// tests), and its inputs reach both signs of every threshold.
+    #[test]
+    fn the_self_check_passes_and_covers_the_thresholds() {
+        let features = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        assert_eq!(available(), features);
+        let inputs = check_inputs();
+        for edge in [1.0f32, 22.0, 88.0, 2f32.powi(-55), 2f32.powi(-25)] {
+            assert!(inputs.contains(&edge) && inputs.contains(&-edge), "{edge}");
+        }
+    }
+
     #[test]
     fn the_table_is_two_to_the_i_over_32() {
         for (i, &entry) in EXP2_TABLE.iter().enumerate() {
@@ -452,19 +528,25 @@ mod tests {
             return;
         }
         let n = 8 * 40;
+        // Mostly in [-12, 12), where every result depends on every term;
+        // every 7th value tiny, every 11th past 88 (the scalar fallback).
         let z: Vec<f32> = (0..4 * n)
             .map(|k| {
-                let v = (k as f32 - 2.0 * n as f32) * 0.37;
-                if k % 7 == 0 {
-                    v * 1e-9
-                } else {
-                    v
+                let v = ((k * 7919) % 613) as f32 / 613.0 * 24.0 - 12.0;
+                match (k % 7, k % 11) {
+                    (0, _) => v * 1e-9,
+                    (_, 0) => v * 10.0,
+                    _ => v,
                 }
             })
             .collect();
-        let c0: Vec<f32> = (0..n).map(|k| (k as f32 - 150.0) * 0.21).collect();
+        let c0: Vec<f32> = (0..n)
+            .map(|k| ((k * 131) % 97) as f32 * 0.1 - 4.8)
+            .collect();
         let fb = 1.0f32;
-        let p: Vec<f32> = (0..3 * n).map(|k| (k as f32 - 480.0) * 0.013).collect();
+        let p: Vec<f32> = (0..3 * n)
+            .map(|k| ((k * 37) % 101) as f32 * 0.02 - 1.0)
+            .collect();
         let peepholes = [&p[..n], &p[n..2 * n], &p[2 * n..]];
         for with_peepholes in [false, true] {
             let (mut c, mut m) = (c0.clone(), vec![0.0f32; n]);

@@ -28,7 +28,9 @@
 //! otherwise the `gemm` crate. Nothing is allocated per step. With the
 //! packed kernel each output value is computed by the same instructions
 //! whatever the thread count or split, so results are bit-identical across
-//! thread counts; the `gemm` fallback may block its sums differently for
+//! thread counts (the exact activations' vector path, which takes a
+//! thread's units eight at a time, gives the scalar calls' bits: checked
+//! at first use, `exact_math::available`); the `gemm` fallback may block its sums differently for
 //! different column counts (last-bit differences, within the oracle tests).
 //!
 //! Buffers are shared between the threads through raw pointers: every write
@@ -738,9 +740,8 @@ fn cells<T: Real>(cx: &Context<T>, z: &[T], mine: Range<usize>, c: &mut [T], m: 
     }
     // The exact activations: eight units at a time where they can, the
     // same values as the loops below, which do the rest.
-    let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if sigmoid_tanh && layer.cell_clip.is_none() && is_f32 && exact_math::available() {
+    let done = if sigmoid_tanh && layer.cell_clip.is_none() && is_f32 && exact_math::available() {
         let peepholes = cx
             .peepholes
             .as_ref()
@@ -748,7 +749,7 @@ fn cells<T: Real>(cx: &Context<T>, z: &[T], mine: Range<usize>, c: &mut [T], m: 
         let (zi, zf, zg, zo) = (f32s(zi), f32s(zf), f32s(zg), f32s(zo));
         let forget_bias = layer.forget_bias.widen() as f32;
         // SAFETY: the processor has AVX2 and FMA.
-        done = unsafe {
+        unsafe {
             exact_math::cells(
                 zi,
                 zf,
@@ -759,8 +760,12 @@ fn cells<T: Real>(cx: &Context<T>, z: &[T], mine: Range<usize>, c: &mut [T], m: 
                 f32s_mut(c),
                 f32s_mut(m),
             )
-        };
-    }
+        }
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
     if standard {
         // The common configuration, without per-element option checks.
         let one = T::one();
@@ -978,6 +983,47 @@ mod tests {
                 assert_eq!(slot.kept() == kept, same, "{threads:?} after {last:?}");
             }
             last = Some(threads);
+        }
+    }
+
+    /// With fewer units than eight per thread, which units the exact
+    /// activations compute eight at a time (and which the scalar loops)
+    /// depends on the split; the results do not. 20 units with peepholes:
+    /// one thread does 16 + 4, three threads 7, 7 and 6 in the scalar loops.
+    #[test]
+    fn vector_and_scalar_activations_agree_across_splits() {
+        let (batch, time, input, units) = (3, 6, 7, 20);
+        let (mut layer, x) = fixture((batch, time, input, units));
+        layer.forget_bias = 1.0;
+        let run = |layer: &Layer<f32>, threads| {
+            let options = RunOptions {
+                trace: true,
+                threads: None,
+                fast_activations: false,
+            };
+            let initial = State::zeros(layer, batch);
+            let mode = MaskedOutput::Zero;
+            run_layer(
+                layer,
+                x.view(),
+                initial,
+                None,
+                mode,
+                &options,
+                threads,
+                None,
+            )
+        };
+        for peepholes in [false, true] {
+            layer.peepholes = peepholes.then(|| super::super::Peepholes {
+                input: Array1::from_shape_fn(units, |u| v(u * 3 + 1) * 5.0),
+                forget: Array1::from_shape_fn(units, |u| v(u * 5 + 2) * 5.0),
+                output: Array1::from_shape_fn(units, |u| v(u * 11 + 3) * 5.0),
+            });
+            let one = run(&layer, (1, 1));
+            for threads in [(3, 3), (2, 2)] {
+                assert_identical(&one, &run(&layer, threads), (threads, peepholes));
+            }
         }
     }
 }
