@@ -829,6 +829,32 @@ mod tests {
         (layer, x)
     }
 
+    /// One run of `layer` on `x` from the zero state, no mask, exact
+    /// activations, trace on.
+    fn run_exact(
+        layer: &Layer<f32>,
+        x: &Array3<f32>,
+        threads: (usize, usize),
+        slot: Option<&PackSlot>,
+    ) -> LayerOutput<f32> {
+        let options = RunOptions {
+            trace: true,
+            threads: None,
+            fast_activations: false,
+        };
+        let initial = State::zeros(layer, x.dim().0);
+        run_layer(
+            layer,
+            x.view(),
+            initial,
+            None,
+            MaskedOutput::Zero,
+            &options,
+            threads,
+            slot,
+        )
+    }
+
     /// Outputs, final state and trace all bit-identical.
     fn assert_identical(
         one: &LayerOutput<f32>,
@@ -846,24 +872,7 @@ mod tests {
     fn projection_only_threads_change_nothing() {
         let (batch, time, input, units) = (3, 5, 11, 20);
         let (layer, x) = fixture((batch, time, input, units));
-        let run = |threads| {
-            let options = RunOptions {
-                trace: true,
-                threads: None,
-                fast_activations: false,
-            };
-            let initial = State::zeros(&layer, batch);
-            run_layer(
-                &layer,
-                x.view(),
-                initial,
-                None,
-                MaskedOutput::Zero,
-                &options,
-                threads,
-                None,
-            )
-        };
+        let run = |threads| run_exact(&layer, &x, threads, None);
         let one = run((1, 1));
         for threads in [(2, 1), (3, 1), (3, 2)] {
             let other = run(threads);
@@ -935,25 +944,7 @@ mod tests {
     fn kept_packs_are_reused_per_split_and_change_nothing() {
         let (batch, time, input, units) = (17, 5, 23, 40);
         let (layer, x) = fixture((batch, time, input, units));
-        let options = RunOptions {
-            trace: true,
-            threads: None,
-            fast_activations: false,
-        };
-        let run = |threads, slot| {
-            let initial = State::zeros(&layer, batch);
-            let mode = MaskedOutput::Zero;
-            run_layer(
-                &layer,
-                x.view(),
-                initial,
-                None,
-                mode,
-                &options,
-                threads,
-                slot,
-            )
-        };
+        let run = |threads, slot| run_exact(&layer, &x, threads, slot);
         let slot = PackSlot::default();
         let packs = recurrent::available();
         // (2, 2) splits the batch: one group of panels, like (1, 1); (3, 3)
@@ -995,25 +986,7 @@ mod tests {
         let (batch, time, input, units) = (3, 6, 7, 20);
         let (mut layer, x) = fixture((batch, time, input, units));
         layer.forget_bias = 1.0;
-        let run = |layer: &Layer<f32>, threads| {
-            let options = RunOptions {
-                trace: true,
-                threads: None,
-                fast_activations: false,
-            };
-            let initial = State::zeros(layer, batch);
-            let mode = MaskedOutput::Zero;
-            run_layer(
-                layer,
-                x.view(),
-                initial,
-                None,
-                mode,
-                &options,
-                threads,
-                None,
-            )
-        };
+        let run = |layer: &Layer<f32>, threads| run_exact(layer, &x, threads, None);
         for peepholes in [false, true] {
             layer.peepholes = peepholes.then(|| super::super::Peepholes {
                 input: Array1::from_shape_fn(units, |u| v(u * 3 + 1) * 5.0),
