@@ -111,10 +111,10 @@ pub struct RunOptions {
     /// single-threaded mode.
     pub threads: Option<usize>,
     /// `float32` sigmoid and tanh from vectorised polynomials (a few ULP
-    /// from exact, see `fast_math`) instead of libm, for the common cell
-    /// (sigmoid gates, tanh cell and output, no peepholes, no cell clip);
-    /// other cells and `float64` always use libm. Off by default: the exact
-    /// functions are the reference behaviour.
+    /// from exact, see `fast_math`) instead of libm's values, for the
+    /// common cell (sigmoid gates, tanh cell and output, no peepholes, no
+    /// cell clip); other cells and `float64` always get libm's values. Off
+    /// by default: the exact functions are the reference behaviour.
     pub fast_activations: bool,
 }
 
