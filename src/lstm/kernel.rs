@@ -30,8 +30,9 @@
 //! whatever the thread count or split, so results are bit-identical across
 //! thread counts (the exact activations' vector path, which takes a
 //! thread's units eight at a time, gives the scalar calls' bits: checked
-//! at first use, `exact_math::available`); the `gemm` fallback may block its sums differently for
-//! different column counts (last-bit differences, within the oracle tests).
+//! at first use, `exact_math::available`); the `gemm` fallback may block
+//! its sums differently for different column counts (last-bit
+//! differences, within the oracle tests).
 //!
 //! Buffers are shared between the threads through raw pointers: every write
 //! goes to columns (or, in step 1, rows) that only the writing thread owns,
@@ -253,6 +254,12 @@ struct Context<'a, T> {
     mask: Option<ArrayView2<'a, bool>>,
     masked_output: MaskedOutput,
     fast_activations: bool,
+    /// Sigmoid gates, tanh cell and output, no peepholes or cell clip:
+    /// the cell pass without per-element option checks.
+    standard: bool,
+    /// Whether the cell pass takes the exact activations eight units at a
+    /// time (`exact_math`: float32, sigmoid and tanh, no cell clip).
+    exact_vector: bool,
     /// Whether the steps' threads split the batch rows (each runs its own
     /// sequences through every step, no barrier) rather than the units.
     batch_split: bool,
@@ -405,6 +412,9 @@ pub(crate) fn run_layer<T: Real>(
             }
         }
     }
+    let sigmoid_tanh = layer.gate_activation == Activation::Sigmoid
+        && layer.cell_activation == Activation::Tanh
+        && layer.output_activation == Activation::Tanh;
     let context = Context {
         batch,
         time,
@@ -440,6 +450,11 @@ pub(crate) fn run_layer<T: Real>(
         mask: mask.as_ref().map(|m| m.view()),
         masked_output,
         fast_activations: options.fast_activations,
+        standard: sigmoid_tanh && layer.peepholes.is_none() && layer.cell_clip.is_none(),
+        exact_vector: TypeId::of::<T>() == TypeId::of::<f32>()
+            && sigmoid_tanh
+            && layer.cell_clip.is_none()
+            && exact_math::available(),
         threads: step_threads,
         rows: if batch_split {
             batch_shares
@@ -716,10 +731,7 @@ fn cells<T: Real>(cx: &Context<T>, z: &[T], mine: Range<usize>, c: &mut [T], m: 
     let zf = &z[units + mine.start..units + mine.end];
     let zg = &z[2 * units + mine.start..2 * units + mine.end];
     let zo = &z[3 * units + mine.start..3 * units + mine.end];
-    let sigmoid_tanh = layer.gate_activation == Activation::Sigmoid
-        && layer.cell_activation == Activation::Tanh
-        && layer.output_activation == Activation::Tanh;
-    let standard = sigmoid_tanh && cx.peepholes.is_none() && layer.cell_clip.is_none();
+    let standard = cx.standard;
     let is_f32 = TypeId::of::<T>() == TypeId::of::<f32>();
     // The same slices as f32 (asserted: T is f32).
     let f32s = |s: &[T]| {
@@ -741,7 +753,7 @@ fn cells<T: Real>(cx: &Context<T>, z: &[T], mine: Range<usize>, c: &mut [T], m: 
     // The exact activations: eight units at a time where they can, the
     // same values as the loops below, which do the rest.
     #[cfg(target_arch = "x86_64")]
-    let done = if sigmoid_tanh && layer.cell_clip.is_none() && is_f32 && exact_math::available() {
+    let done = if cx.exact_vector {
         let peepholes = cx
             .peepholes
             .as_ref()
