@@ -20,12 +20,13 @@
 //! 3. With the unit split, the threads meet at a barrier; the two `h`
 //!    buffers swap roles.
 //!
-//! The products: for `float32` on AVX2/FMA processors the packed-weight
-//! kernel of `recurrent` (weights packed once per call of `run_layer`, by
+//! The products: on AVX2/FMA processors (`float32` and `float64`) the
+//! packed-weight kernel of `recurrent` (weights packed once per call of `run_layer`, by
 //! the threads themselves before step 1, each its share, then a barrier;
 //! or once per split for a [`Prepared`](super::Prepared) stack, whose
 //! [`PackSlot`]s keep them between calls);
-//! otherwise the `gemm` crate. Nothing is allocated per step. With the
+//! otherwise, and for the projection, the `gemm` crate. Nothing is
+//! allocated per step. With the
 //! packed kernel each output value is computed by the same instructions
 //! whatever the thread count or split, so results are bit-identical across
 //! thread counts (the exact activations' vector path, which takes a
@@ -70,24 +71,29 @@ const MIN_ROWS_PER_THREAD: usize = 8;
 /// Extra elements per row of the padded copy of `w_h` (see `run_layer`).
 const W_H_PAD: usize = 16;
 
-/// Both weight matrices of one layer packed for the float32 kernel, for
+/// Both weight matrices of one layer packed for the AVX2 kernel, for
 /// one split of the units between the step threads (the panels' grouping
 /// depends on it).
-struct Packs {
+struct Packs<T: Real> {
     unit_shares: Vec<Range<usize>>,
-    w_h: PackedRecurrent,
-    w_x: PackedRecurrent,
+    w_h: PackedRecurrent<T>,
+    w_x: PackedRecurrent<T>,
 }
 
 /// Where a prepared layer keeps its packed weights between runs: the last
 /// split's packs. A run with another split (another thread count, or a
 /// batch that changes between the unit and the batch split) packs anew and
 /// replaces them.
-#[derive(Default)]
-pub(crate) struct PackSlot(Mutex<Option<Arc<Packs>>>);
+pub(crate) struct PackSlot<T: Real>(Mutex<Option<Arc<Packs<T>>>>);
 
-impl PackSlot {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<Packs>>> {
+impl<T: Real> Default for PackSlot<T> {
+    fn default() -> Self {
+        PackSlot(Mutex::new(None))
+    }
+}
+
+impl<T: Real> PackSlot<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<Packs<T>>>> {
         // A panic while the lock is held leaves an Option, consistent.
         self.0
             .lock()
@@ -95,7 +101,7 @@ impl PackSlot {
     }
 
     /// The packs for `unit_shares`, if kept.
-    fn get(&self, unit_shares: &[Range<usize>]) -> Option<Arc<Packs>> {
+    fn get(&self, unit_shares: &[Range<usize>]) -> Option<Arc<Packs<T>>> {
         self.lock()
             .as_ref()
             .filter(|p| p.unit_shares == unit_shares)
@@ -224,7 +230,7 @@ struct PeepholeSlices<'a, T> {
 }
 
 /// Everything the threads read, plus the shared buffers they write.
-struct Context<'a, T> {
+struct Context<'a, T: Real> {
     batch: usize,
     time: usize,
     input: usize,
@@ -236,11 +242,11 @@ struct Context<'a, T> {
     /// Recurrent weights, `[out, 4 * units]` with row stride `w_h_rs`.
     w_h: &'a [T],
     w_h_rs: usize,
-    /// The packed recurrent weights when the f32 AVX2 kernel runs (then
+    /// The packed recurrent weights when the AVX2 kernel runs (then
     /// `w_h` is empty).
-    packed: Option<&'a PackedRecurrent>,
+    packed: Option<&'a PackedRecurrent<T>>,
     /// The packed input weights, likewise.
-    packed_x: Option<&'a PackedRecurrent>,
+    packed_x: Option<&'a PackedRecurrent<T>>,
     /// `w_h` in standard layout, which the threads pack (with `packed`).
     w_h_packing: &'a [T],
     /// Whether the threads fill `packed` and `packed_x` (not when a
@@ -305,7 +311,7 @@ pub(crate) fn run_layer<T: Real>(
     masked_output: MaskedOutput,
     options: &RunOptions,
     threads: (usize, usize),
-    slot: Option<&PackSlot>,
+    slot: Option<&PackSlot<T>>,
 ) -> LayerOutput<T> {
     let record_trace = options.trace;
     let (batch, time, input) = x.dim();
@@ -379,7 +385,7 @@ pub(crate) fn run_layer<T: Real>(
             std::iter::once(0..batch).collect(),
         )
     };
-    // The recurrent weights: packed once for the float32 AVX2 kernel, else
+    // The recurrent weights: packed once for the AVX2 kernel, else
     // a copy with a padded row stride for the GEMM crate. That GEMM reads
     // w_h unpacked, 16 columns at a time down all its rows; with a row
     // stride of 4*units floats (a multiple of 4 KiB at units = 256, 512,
@@ -387,7 +393,7 @@ pub(crate) fn run_layer<T: Real>(
     // each other. 16 extra floats per row break that alignment (measured
     // 1.5x faster at [16 x 256] x [256 x 1024]).
     // Laid out here, filled by the threads that use them (`worker`).
-    let use_packed = TypeId::of::<T>() == TypeId::of::<f32>() && recurrent::available();
+    let use_packed = recurrent::available();
     let kept = slot
         .filter(|_| use_packed)
         .and_then(|slot| slot.get(&unit_shares));
@@ -517,19 +523,18 @@ fn worker<T: Real>(k: usize, cx: &Context<T>) {
     // recurrent panel.
     if let (Some(packed_x), Some(packed), true) = (cx.packed_x, cx.packed, cx.pack) {
         let all_threads = cx.rows.len();
-        // SAFETY: T is f32 whenever the packed kernels run; the panel
-        // shares are disjoint, and the barrier orders the writes of every
-        // share of packed_x before the projection reads them.
+        // SAFETY: the panel shares are disjoint, and the barrier orders
+        // the writes of every share of packed_x before the projection
+        // reads them.
         unsafe {
-            let f32s = |w: &[T]| std::slice::from_raw_parts(w.as_ptr().cast::<f32>(), w.len());
             let share = split(packed_x.panel_count(), all_threads)[k].clone();
-            packed_x.pack(share, f32s(cx.w_x), width);
+            packed_x.pack(share, cx.w_x, width);
             if cx.batch_split {
                 // One group, read by every thread: packed in shares too.
                 let share = split(packed.panel_count(), all_threads)[k].clone();
-                packed.pack(share, f32s(cx.w_h_packing), width);
+                packed.pack(share, cx.w_h_packing, width);
             } else if k < cx.threads {
-                packed.pack(packed.group(k), f32s(cx.w_h_packing), width);
+                packed.pack(packed.group(k), cx.w_h_packing, width);
             }
         }
         cx.packed_ready.wait();
@@ -547,15 +552,13 @@ fn worker<T: Real>(k: usize, cx: &Context<T>) {
         let xw = cx.xw.0.add(rows.start * width);
         // (With no inputs at all the packed product would not even write the bias.)
         if let (Some(packed), true) = (cx.packed_x, cx.input > 0) {
-            // SAFETY: T is f32 whenever packed_x is set.
-            let bias = std::slice::from_raw_parts(cx.bias.as_ptr().cast::<f32>(), width);
             packed.all(
                 rows.len(),
-                cx.x.as_ptr().add(rows.start * cx.input).cast::<f32>(),
+                cx.x.as_ptr().add(rows.start * cx.input),
                 cx.input,
-                xw.cast::<f32>(),
+                xw,
                 width,
-                bias,
+                cx.bias,
             );
         } else {
             for r in 0..rows.len() {
@@ -605,15 +608,7 @@ fn worker<T: Real>(k: usize, cx: &Context<T>) {
             let z0 = cx.xw.0.add(rows_b.start * z_rs + t * width);
             let h_rows = h_prev.0.add(rows_b.start * out);
             if let Some(packed) = cx.packed {
-                packed.step(
-                    group,
-                    rows_b.len(),
-                    h_rows.cast::<f32>(),
-                    out,
-                    z0.cast::<f32>(),
-                    z_rs,
-                    batch == 1,
-                );
+                packed.step(group, rows_b.len(), h_rows, out, z0, z_rs, batch == 1);
             } else if cx.threads == 1 || cx.batch_split {
                 matmul(
                     (rows_b.len(), width, out),
@@ -824,14 +819,14 @@ mod tests {
     use ndarray::{Array1, Array3};
 
     /// Deterministic values in `[-0.2, 0.2)`.
-    fn v(k: usize) -> f32 {
-        ((k * 7919 % 613) as f32 / 613.0 - 0.5) * 0.4
+    fn v<T: Real>(k: usize) -> T {
+        T::from_f64_lossy(((k * 7919 % 613) as f64 / 613.0 - 0.5) * 0.4)
     }
 
     /// A plain layer and inputs of these sizes.
-    fn fixture(
+    fn fixture<T: Real>(
         (batch, time, input, units): (usize, usize, usize, usize),
-    ) -> (Layer<f32>, Array3<f32>) {
+    ) -> (Layer<T>, Array3<T>) {
         let layer = Layer::new(
             Array2::from_shape_fn((input, 4 * units), |(r, c)| v(r * 97 + c)),
             Array2::from_shape_fn((units, 4 * units), |(r, c)| v(r * 31 + c * 3 + 5)),
@@ -843,12 +838,12 @@ mod tests {
 
     /// One run of `layer` on `x` from the zero state, no mask, exact
     /// activations, trace on.
-    fn run_exact(
-        layer: &Layer<f32>,
-        x: &Array3<f32>,
+    fn run_exact<T: Real>(
+        layer: &Layer<T>,
+        x: &Array3<T>,
         threads: (usize, usize),
-        slot: Option<&PackSlot>,
-    ) -> LayerOutput<f32> {
+        slot: Option<&PackSlot<T>>,
+    ) -> LayerOutput<T> {
         let options = RunOptions {
             trace: true,
             threads: None,
@@ -868,9 +863,9 @@ mod tests {
     }
 
     /// Outputs, final state and trace all bit-identical.
-    fn assert_identical(
-        one: &LayerOutput<f32>,
-        other: &LayerOutput<f32>,
+    fn assert_identical<T: Real>(
+        one: &LayerOutput<T>,
+        other: &LayerOutput<T>,
         what: impl std::fmt::Debug,
     ) {
         assert_eq!(one.0, other.0, "outputs, {what:?}");
@@ -883,7 +878,7 @@ mod tests {
     #[test]
     fn projection_only_threads_change_nothing() {
         let (batch, time, input, units) = (3, 5, 11, 20);
-        let (layer, x) = fixture((batch, time, input, units));
+        let (layer, x) = fixture::<f32>((batch, time, input, units));
         let run = |threads| run_exact(&layer, &x, threads, None);
         let one = run((1, 1));
         for threads in [(2, 1), (3, 1), (3, 2)] {
@@ -896,11 +891,17 @@ mod tests {
     /// batch rows from `MIN_ROWS_PER_THREAD` rows per thread on) give
     /// bit-identical float32 results, with and without the fast
     /// activations, a projection and peepholes, a mask and remainder rows
-    /// and units.
+    /// and units; float64 likewise (the same packed kernel, 8-column
+    /// panels).
     #[test]
     fn batch_and_unit_splits_are_bit_identical() {
+        splits_are_bit_identical::<f32>();
+        splits_are_bit_identical::<f64>();
+    }
+
+    fn splits_are_bit_identical<T: Real>() {
         let (batch, time, input, units, proj) = (19, 6, 37, 45, 21);
-        let (plain, x) = fixture((batch, time, input, units));
+        let (plain, x) = fixture::<T>((batch, time, input, units));
         let mut projected = Layer::new(
             plain.w_x.clone(),
             Array2::from_shape_fn((proj, 4 * units), |(r, c)| v(r * 37 + c * 7 + 2)),
@@ -908,7 +909,7 @@ mod tests {
         );
         projected.projection = Some(super::super::Projection {
             kernel: Array2::from_shape_fn((units, proj), |(r, c)| v(r * 17 + c * 5 + 3)),
-            clip: Some(0.3),
+            clip: Some(T::from_f64_lossy(0.3)),
         });
         // Peepholes too: the exact activations then run eight units at a
         // time with each thread's slice of the peephole weights.
@@ -942,7 +943,12 @@ mod tests {
                 // (2, 2) splits the batch; (3, 3) and (3, 2) the units.
                 for threads in [(2, 2), (3, 3), (3, 2)] {
                     let other = run(threads);
-                    let what = (threads, fast_activations, layer.projection.is_some());
+                    let what = (
+                        T::NAME,
+                        threads,
+                        fast_activations,
+                        layer.projection.is_some(),
+                    );
                     assert_identical(&one, &other, what);
                 }
             }
@@ -954,8 +960,13 @@ mod tests {
     /// Every run is bit-identical to one without a slot.
     #[test]
     fn kept_packs_are_reused_per_split_and_change_nothing() {
+        kept_packs_are_reused::<f32>();
+        kept_packs_are_reused::<f64>();
+    }
+
+    fn kept_packs_are_reused<T: Real>() {
         let (batch, time, input, units) = (17, 5, 23, 40);
-        let (layer, x) = fixture((batch, time, input, units));
+        let (layer, x) = fixture::<T>((batch, time, input, units));
         let run = |threads, slot| run_exact(&layer, &x, threads, slot);
         let slot = PackSlot::default();
         let packs = recurrent::available();
@@ -996,14 +1007,14 @@ mod tests {
     #[test]
     fn vector_and_scalar_activations_agree_across_splits() {
         let (batch, time, input, units) = (3, 6, 7, 20);
-        let (mut layer, x) = fixture((batch, time, input, units));
+        let (mut layer, x) = fixture::<f32>((batch, time, input, units));
         layer.forget_bias = 1.0;
         let run = |layer: &Layer<f32>, threads| run_exact(layer, &x, threads, None);
         for peepholes in [false, true] {
             layer.peepholes = peepholes.then(|| super::super::Peepholes {
-                input: Array1::from_shape_fn(units, |u| v(u * 3 + 1) * 5.0),
-                forget: Array1::from_shape_fn(units, |u| v(u * 5 + 2) * 5.0),
-                output: Array1::from_shape_fn(units, |u| v(u * 11 + 3) * 5.0),
+                input: Array1::from_shape_fn(units, |u| v::<f32>(u * 3 + 1) * 5.0),
+                forget: Array1::from_shape_fn(units, |u| v::<f32>(u * 5 + 2) * 5.0),
+                output: Array1::from_shape_fn(units, |u| v::<f32>(u * 11 + 3) * 5.0),
             });
             let one = run(&layer, (1, 1));
             for threads in [(3, 3), (2, 2)] {

@@ -2,9 +2,12 @@
 
 use std::fmt::{Debug, Display};
 
-/// `f32` or `f64`: what the canonical LSTM computes in.
+/// `f32` or `f64`: what the canonical LSTM computes in. (Sealed: its
+/// supertrait `Element`, the packed kernel's vector operations, is
+/// implemented for these two only.)
 pub trait Real:
-    ndarray::LinalgScalar
+    super::recurrent::Element
+    + ndarray::LinalgScalar
     + num_traits::Float
     + num_traits::FromPrimitive
     + Debug

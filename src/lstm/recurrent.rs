@@ -1,6 +1,6 @@
 //! The matrix products `z += h @ w_h` (per step) and `xw += x @ w_x` (all
-//! steps) for `float32` on processors with AVX2 and FMA, with both weight
-//! matrices packed once per layer run.
+//! steps) for `float32` and `float64` on processors with AVX2 and FMA, with
+//! both weight matrices packed once per layer run.
 //!
 //! Why not the GEMM crate here: a library GEMM packs (or reads unpacked,
 //! strided) the whole `[h_depth, 4*units]` weight matrix on *every* step,
@@ -8,7 +8,9 @@
 //! arithmetic to hide that behind. Packing it once into 16-column panels,
 //! each `[h_depth][16]` contiguous, makes every step's weight reads one
 //! sequential stream. The micro-kernel is the classic 6 x 16 register block
-//! (12 accumulators, 2 weight vectors, 1 broadcast).
+//! (12 accumulators, 2 weight vectors, 1 broadcast). `float64` runs the
+//! same code with 8-column panels (two 4-lane vectors): a panel row is one
+//! 64-byte cache line for either type ([`Element`]).
 //!
 //! Each output column is one sequence of FMAs over `k` whatever the thread
 //! count or panel boundaries, so results do not depend on the split.
@@ -17,8 +19,6 @@ use std::ops::Range;
 
 use super::buffer::Buffer;
 
-/// Columns per panel: two 8-lane vectors.
-const PANEL: usize = 16;
 /// Rows of the register block.
 const ROWS: usize = 6;
 /// Depth (`k`) per pass. Blocks of 256 (a 16 KiB panel block that stays in
@@ -27,7 +27,7 @@ const ROWS: usize = 6;
 /// depths past 1024 are split.
 const DEPTH_BLOCK: usize = 1024;
 /// Rows of inputs kept in L2 while the panels pass over them (96 rows of
-/// 1024 floats: 384 KiB).
+/// 1024 floats: 384 KiB; of 1024 doubles, 768 KiB).
 const CHUNK_ROWS: usize = 96;
 
 /// One panel: up to 16 consecutive gate columns starting at `column`.
@@ -39,8 +39,8 @@ struct Panel {
 }
 
 /// `w_h` packed into panels, grouped by the thread that owns them.
-pub(crate) struct PackedRecurrent {
-    data: Buffer<f32>,
+pub(crate) struct PackedRecurrent<T: Element> {
+    data: Buffer<T>,
     depth: usize,
     panels: Vec<Vec<Panel>>,
 }
@@ -57,7 +57,7 @@ pub(crate) fn available() -> bool {
     }
 }
 
-impl PackedRecurrent {
+impl<T: Element> PackedRecurrent<T> {
     /// Lay out (but do not fill) the panels of `w_h` (`[depth, 4 * units]`)
     /// for threads owning the unit ranges `shares`: thread `k`'s panels
     /// cover columns `g * units + shares[k]` for each gate block `g`.
@@ -71,21 +71,21 @@ impl PackedRecurrent {
         // lines. It is left unfilled: the threads that use the panels
         // write them (`pack`), so that neither the copy nor the first touch
         // of the pages runs on one thread alone.
-        let panel_count: usize = shares.iter().map(|s| 4 * s.len().div_ceil(PANEL)).sum();
-        let data = Buffer::<f32>::unfilled(panel_count * depth * PANEL);
+        let panel_count: usize = shares.iter().map(|s| 4 * s.len().div_ceil(T::PANEL)).sum();
+        let data = Buffer::<T>::unfilled(panel_count * depth * T::PANEL);
         let mut next = 0;
         let mut panels = Vec::with_capacity(shares.len());
         for share in shares {
             let mut mine = Vec::new();
             for gate in 0..4 {
                 let columns = gate * units + share.start..gate * units + share.end;
-                for column in columns.clone().step_by(PANEL) {
+                for column in columns.clone().step_by(T::PANEL) {
                     mine.push(Panel {
                         column,
-                        width: PANEL.min(columns.end - column),
+                        width: T::PANEL.min(columns.end - column),
                         offset: next,
                     });
-                    next += depth * PANEL;
+                    next += depth * T::PANEL;
                 }
             }
             panels.push(mine);
@@ -100,7 +100,7 @@ impl PackedRecurrent {
     /// Lay out and fill every panel on this thread (see [`layout`](Self::layout)).
     #[cfg(test)]
     pub(crate) fn new(
-        w_h: &[f32],
+        w_h: &[T],
         w_rs: usize,
         depth: usize,
         units: usize,
@@ -139,7 +139,7 @@ impl PackedRecurrent {
     /// # Safety
     /// No other thread reads or writes panels `which` during the call, and
     /// no product reads a panel before it is filled.
-    pub(crate) unsafe fn pack(&self, which: Range<usize>, w: &[f32], w_rs: usize) {
+    pub(crate) unsafe fn pack(&self, which: Range<usize>, w: &[T], w_rs: usize) {
         let list: Vec<&Panel> = self.panels.iter().flatten().collect();
         let data = self.data.raw();
         for group in list[which].chunks(8) {
@@ -147,17 +147,18 @@ impl PackedRecurrent {
                 let row = &w[k * w_rs..];
                 for panel in group {
                     // Raw writes: the buffer is unfilled until here.
-                    let dst = data.add(panel.offset + k * PANEL);
+                    let dst = data.add(panel.offset + k * T::PANEL);
                     let src = &row[panel.column..panel.column + panel.width];
-                    if let Ok(full) = <&[f32; PANEL]>::try_from(src) {
-                        // A whole panel row as one fixed-size copy (two
-                        // vector moves), not a call to `memmove` for 64
-                        // bytes: at B1-T200-H128 those calls were most of
-                        // the packing time.
-                        dst.cast::<[f32; PANEL]>().write(*full);
+                    if panel.width == T::PANEL {
+                        // A whole panel row (one cache line) as one
+                        // fixed-size copy (two vector moves), not a call
+                        // to `memmove` for 64 bytes: at B1-T200-H128 those
+                        // calls were most of the packing time.
+                        let line = src.as_ptr().cast::<[u8; PANEL_BYTES]>().read_unaligned();
+                        dst.cast::<[u8; PANEL_BYTES]>().write(line);
                     } else {
                         std::ptr::copy_nonoverlapping(src.as_ptr(), dst, panel.width);
-                        std::ptr::write_bytes(dst.add(panel.width), 0, PANEL - panel.width);
+                        std::ptr::write_bytes(dst.add(panel.width), 0, T::PANEL - panel.width);
                     }
                 }
             }
@@ -179,9 +180,9 @@ impl PackedRecurrent {
         &self,
         group: usize,
         rows: usize,
-        h: *const f32,
+        h: *const T,
         h_rs: usize,
-        z: *mut f32,
+        z: *mut T,
         z_rs: usize,
         lone_row: bool,
     ) {
@@ -206,11 +207,11 @@ impl PackedRecurrent {
     pub(crate) unsafe fn all(
         &self,
         rows: usize,
-        a: *const f32,
+        a: *const T,
         a_rs: usize,
-        z: *mut f32,
+        z: *mut T,
         z_rs: usize,
-        bias: &[f32],
+        bias: &[T],
     ) {
         self.multiply(&self.panels, rows, a, a_rs, z, z_rs, Some(bias), false);
     }
@@ -238,11 +239,11 @@ impl PackedRecurrent {
         &self,
         groups: &[Vec<Panel>],
         rows: usize,
-        a: *const f32,
+        a: *const T,
         a_rs: usize,
-        z: *mut f32,
+        z: *mut T,
         z_rs: usize,
-        bias: Option<&[f32]>,
+        bias: Option<&[T]>,
         split_sums: bool,
     ) {
         #[cfg(target_arch = "x86_64")]
@@ -252,10 +253,17 @@ impl PackedRecurrent {
                 let depth = DEPTH_BLOCK.min(self.depth - k0);
                 let mut panels = groups.iter().flatten().peekable();
                 while let Some(panel) = panels.next() {
-                    let weights = self.data.raw().cast_const().add(panel.offset + k0 * PANEL);
-                    let next = panels
-                        .peek()
-                        .map(|next| self.data.raw().cast_const().add(next.offset + k0 * PANEL));
+                    let weights = self
+                        .data
+                        .raw()
+                        .cast_const()
+                        .add(panel.offset + k0 * T::PANEL);
+                    let next = panels.peek().map(|next| {
+                        self.data
+                            .raw()
+                            .cast_const()
+                            .add(next.offset + k0 * T::PANEL)
+                    });
                     let mut row = chunk;
                     let mut blk = 0usize;
                     let per = prefetch_rate(chunk_end - chunk);
@@ -284,19 +292,19 @@ impl PackedRecurrent {
                         // every 4 steps of k (see `block`).
                         let pf = match next {
                             Some(next) if blk * per * depth < 4 * depth => Prefetch {
-                                from: next.wrapping_add(blk * per * depth / 4 * PANEL),
+                                from: next.wrapping_add(blk * per * depth / 4 * T::PANEL),
                                 per,
                             },
                             _ => Prefetch::NONE,
                         };
                         match n {
-                            6 => block::<6>(depth, a, a_rs, weights, c, z_rs, w, base, pf),
-                            5 => block::<5>(depth, a, a_rs, weights, c, z_rs, w, base, pf),
-                            4 => block::<4>(depth, a, a_rs, weights, c, z_rs, w, base, pf),
-                            3 => block::<3>(depth, a, a_rs, weights, c, z_rs, w, base, pf),
-                            2 => block::<2>(depth, a, a_rs, weights, c, z_rs, w, base, pf),
+                            6 => block::<T, 6>(depth, a, a_rs, weights, c, z_rs, w, base, pf),
+                            5 => block::<T, 5>(depth, a, a_rs, weights, c, z_rs, w, base, pf),
+                            4 => block::<T, 4>(depth, a, a_rs, weights, c, z_rs, w, base, pf),
+                            3 => block::<T, 3>(depth, a, a_rs, weights, c, z_rs, w, base, pf),
+                            2 => block::<T, 2>(depth, a, a_rs, weights, c, z_rs, w, base, pf),
                             _ if split_sums => single(depth, a, weights, c, w, base),
-                            _ => block::<1>(depth, a, a_rs, weights, c, z_rs, w, base, pf),
+                            _ => block::<T, 1>(depth, a, a_rs, weights, c, z_rs, w, base, pf),
                         }
                         row += n;
                         blk += 1;
@@ -312,13 +320,13 @@ impl PackedRecurrent {
 /// What a row block fetches of the next panel while it runs: from `from`,
 /// `per` panel rows every 4 steps of `k` (none when `per` is 0).
 #[derive(Clone, Copy)]
-struct Prefetch {
-    from: *const f32,
+struct Prefetch<T> {
+    from: *const T,
     per: usize,
 }
 
-impl Prefetch {
-    const NONE: Prefetch = Prefetch {
+impl<T> Prefetch<T> {
+    const NONE: Prefetch<T> = Prefetch {
         from: std::ptr::null(),
         per: 0,
     };
@@ -333,43 +341,45 @@ fn prefetch_rate(rows: usize) -> usize {
     4usize.div_ceil(blocks).clamp(1, 4)
 }
 
-/// `c[r][0..width] += a[r] @ w` for `R` rows: the 6 x 16 register block.
+/// `c[r][0..width] += a[r] @ w` for `R` rows: the 6 x 16 register block
+/// (6 x 8 for `float64`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn block<const R: usize>(
+unsafe fn block<T: Element, const R: usize>(
     depth: usize,
-    a: *const f32,
+    a: *const T,
     a_rs: usize,
-    w: *const f32,
-    c: *mut f32,
+    w: *const T,
+    c: *mut T,
     c_rs: usize,
     width: usize,
-    base: *const f32,
-    pf: Prefetch,
+    base: *const T,
+    pf: Prefetch<T>,
 ) {
     use std::arch::x86_64::*;
+    let panel = T::PANEL;
     // The output tile is read once, after the loop; fetch it now so that
     // its cache misses overlap the arithmetic instead of following it
     // (measured: 37-42 -> 53-62 GFLOP/s at 3200 x 512 x 2048).
     if base.is_null() {
         for r in 0..R {
             _mm_prefetch(c.add(r * c_rs).cast::<i8>(), _MM_HINT_T0);
-            _mm_prefetch(c.add(r * c_rs + PANEL - 1).cast::<i8>(), _MM_HINT_T0);
+            _mm_prefetch(c.add(r * c_rs + panel - 1).cast::<i8>(), _MM_HINT_T0);
         }
     }
-    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    let mut acc = [[T::vzero(); 2]; R];
     // One step of k: two weight vectors, R broadcasts, 2R FMAs. (A macro,
     // not a function: it must compile inside this AVX2/FMA function.)
     macro_rules! step {
         ($k:expr) => {{
             let k = $k;
-            let w0 = _mm256_loadu_ps(w.add(k * PANEL));
-            let w1 = _mm256_loadu_ps(w.add(k * PANEL + 8));
+            let w0 = T::vload(w.add(k * panel));
+            let w1 = T::vload(w.add(k * panel + T::LANES));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm256_broadcast_ss(&*a.add(r * a_rs + k));
-                acc[0] = _mm256_fmadd_ps(x, w0, acc[0]);
-                acc[1] = _mm256_fmadd_ps(x, w1, acc[1]);
+                let x = T::vsplat(a.add(r * a_rs + k));
+                acc[0] = T::vfmadd(x, w0, acc[0]);
+                acc[1] = T::vfmadd(x, w1, acc[1]);
             }
         }};
     }
@@ -380,7 +390,7 @@ unsafe fn block<const R: usize>(
         while k + 4 <= depth {
             for _ in 0..pf.per {
                 _mm_prefetch(line.cast::<i8>(), _MM_HINT_T1);
-                line = line.wrapping_add(PANEL);
+                line = line.wrapping_add(panel);
             }
             for k in k..k + 4 {
                 step!(k);
@@ -400,68 +410,160 @@ unsafe fn block<const R: usize>(
 /// the FMA latency does not serialise the loop.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn single(
+unsafe fn single<T: Element>(
     depth: usize,
-    a: *const f32,
-    w: *const f32,
-    c: *mut f32,
+    a: *const T,
+    w: *const T,
+    c: *mut T,
     width: usize,
-    base: *const f32,
+    base: *const T,
 ) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+    let (panel, lanes) = (T::PANEL, T::LANES);
+    let mut acc = [[T::vzero(); 2]; 4];
     let mut k = 0;
     while k + 4 <= depth {
         for (u, acc) in acc.iter_mut().enumerate() {
-            let x = _mm256_broadcast_ss(&*a.add(k + u));
-            acc[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(w.add((k + u) * PANEL)), acc[0]);
-            acc[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(w.add((k + u) * PANEL + 8)), acc[1]);
+            let x = T::vsplat(a.add(k + u));
+            acc[0] = T::vfmadd(x, T::vload(w.add((k + u) * panel)), acc[0]);
+            acc[1] = T::vfmadd(x, T::vload(w.add((k + u) * panel + lanes)), acc[1]);
         }
         k += 4;
     }
     while k < depth {
-        let x = _mm256_broadcast_ss(&*a.add(k));
-        acc[0][0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(w.add(k * PANEL)), acc[0][0]);
-        acc[0][1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(w.add(k * PANEL + 8)), acc[0][1]);
+        let x = T::vsplat(a.add(k));
+        acc[0][0] = T::vfmadd(x, T::vload(w.add(k * panel)), acc[0][0]);
+        acc[0][1] = T::vfmadd(x, T::vload(w.add(k * panel + lanes)), acc[0][1]);
         k += 1;
     }
-    let lo = _mm256_add_ps(
-        _mm256_add_ps(acc[0][0], acc[1][0]),
-        _mm256_add_ps(acc[2][0], acc[3][0]),
-    );
-    let hi = _mm256_add_ps(
-        _mm256_add_ps(acc[0][1], acc[1][1]),
-        _mm256_add_ps(acc[2][1], acc[3][1]),
-    );
+    let lo = T::vadd(T::vadd(acc[0][0], acc[1][0]), T::vadd(acc[2][0], acc[3][0]));
+    let hi = T::vadd(T::vadd(acc[0][1], acc[1][1]), T::vadd(acc[2][1], acc[3][1]));
     store(c, lo, hi, width, base);
 }
 
 /// `c[0..width] += [lo, hi][0..width]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn store(
-    c: *mut f32,
-    lo: std::arch::x86_64::__m256,
-    hi: std::arch::x86_64::__m256,
-    width: usize,
-    base: *const f32,
-) {
-    use std::arch::x86_64::*;
+unsafe fn store<T: Element>(c: *mut T, lo: T::V, hi: T::V, width: usize, base: *const T) {
     // c = (base or c) + acc: the same sum either way, the bias having been
     // z's starting value before.
     let from = if base.is_null() { c.cast_const() } else { base };
-    if width == PANEL {
-        _mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(from), lo));
-        _mm256_storeu_ps(c.add(8), _mm256_add_ps(_mm256_loadu_ps(from.add(8)), hi));
+    let lanes = T::LANES;
+    if width == T::PANEL {
+        T::vstore(c, T::vadd(T::vload(from), lo));
+        T::vstore(c.add(lanes), T::vadd(T::vload(from.add(lanes)), hi));
     } else {
-        let mut spill = [0.0f32; PANEL];
-        _mm256_storeu_ps(spill.as_mut_ptr(), lo);
-        _mm256_storeu_ps(spill.as_mut_ptr().add(8), hi);
+        let mut spill = [T::default(); 16];
+        T::vstore(spill.as_mut_ptr(), lo);
+        T::vstore(spill.as_mut_ptr().add(lanes), hi);
         for (j, v) in spill.iter().enumerate().take(width) {
-            *c.add(j) = *from.add(j) + v;
+            *c.add(j) = *from.add(j) + *v;
         }
     }
 }
+
+/// Bytes per panel row: one cache line, two 256-bit vectors.
+const PANEL_BYTES: usize = 64;
+
+/// The element types of the packed kernel, and the AVX2/FMA operations on
+/// a 256-bit vector of them that the kernel uses: `f32` in eight lanes,
+/// `f64` in four. Implemented for these two only (it is a supertrait of
+/// [`Real`](super::Real), which names no other type).
+#[doc(hidden)]
+pub trait Element: Copy + Default + std::ops::Add<Output = Self> + Send + Sync + 'static {
+    /// Lanes per vector.
+    const LANES: usize;
+    /// Columns per panel: two vectors, [`PANEL_BYTES`].
+    const PANEL: usize = 2 * Self::LANES;
+    /// The vector type.
+    #[cfg(target_arch = "x86_64")]
+    type V: Copy;
+    /// # Safety (every method)
+    /// The processor has AVX2 and FMA; pointers are valid for a vector.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vzero() -> Self::V;
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vload(p: *const Self) -> Self::V;
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vstore(p: *mut Self, v: Self::V);
+    /// Every lane `*p`.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vsplat(p: *const Self) -> Self::V;
+    /// `a * b + c`, one rounding.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vfmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vadd(a: Self::V, b: Self::V) -> Self::V;
+}
+
+/// Implements [`Element`] with one type's intrinsics.
+macro_rules! element {
+    ($t:ty, $lanes:expr, $v:ident, $zero:ident, $load:ident, $store:ident, $splat:ident, $fmadd:ident, $add:ident) => {
+        impl Element for $t {
+            const LANES: usize = $lanes;
+            #[cfg(target_arch = "x86_64")]
+            type V = std::arch::x86_64::$v;
+            #[cfg(target_arch = "x86_64")]
+            #[inline]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn vzero() -> Self::V {
+                std::arch::x86_64::$zero()
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[inline]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn vload(p: *const Self) -> Self::V {
+                std::arch::x86_64::$load(p)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[inline]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn vstore(p: *mut Self, v: Self::V) {
+                std::arch::x86_64::$store(p, v)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[inline]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn vsplat(p: *const Self) -> Self::V {
+                std::arch::x86_64::$splat(&*p)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[inline]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn vfmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+                std::arch::x86_64::$fmadd(a, b, c)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[inline]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn vadd(a: Self::V, b: Self::V) -> Self::V {
+                std::arch::x86_64::$add(a, b)
+            }
+        }
+    };
+}
+
+element!(
+    f32,
+    8,
+    __m256,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_broadcast_ss,
+    _mm256_fmadd_ps,
+    _mm256_add_ps
+);
+element!(
+    f64,
+    4,
+    __m256d,
+    _mm256_setzero_pd,
+    _mm256_loadu_pd,
+    _mm256_storeu_pd,
+    _mm256_broadcast_sd,
+    _mm256_fmadd_pd,
+    _mm256_add_pd
+);
 
 #[cfg(test)]
 mod tests {
@@ -469,21 +571,28 @@ mod tests {
 
     #[test]
     fn packed_step_equals_the_plain_product() {
+        packed_step_equals::<f32>(1e-4);
+        packed_step_equals::<f64>(1e-12);
+    }
+
+    fn packed_step_equals<T: Element + crate::lstm::Real>(tolerance: f64) {
         if !available() {
             return;
         }
+        let t = |v: f64| T::from_f64_lossy(v);
         let (depth, units, w_rs) = (37, 37, 4 * 37 + 3);
-        let w: Vec<f32> = (0..depth * w_rs)
-            .map(|k| ((k * 37 % 101) as f32 - 50.0) / 64.0)
+        let w: Vec<T> = (0..depth * w_rs)
+            .map(|k| t(((k * 37 % 101) as f64 - 50.0) / 64.0))
             .collect();
         for rows in [1, 2, 5, 6, 7, 13] {
             let h_rs = depth + 2;
-            let h: Vec<f32> = (0..rows * h_rs)
-                .map(|k| ((k * 13 % 29) as f32 - 14.0) / 16.0)
+            let h: Vec<T> = (0..rows * h_rs)
+                .map(|k| t(((k * 13 % 29) as f64 - 14.0) / 16.0))
                 .collect();
             let z_rs = 4 * units + 5;
-            let z0: Vec<f32> = (0..rows * z_rs).map(|k| (k % 7) as f32).collect();
-            // Whole 16-column panels and partial ones (widths 16, 5, 16 and 0).
+            let z0: Vec<T> = (0..rows * z_rs).map(|k| t((k % 7) as f64)).collect();
+            // Whole panels and partial ones (float32: widths 16, 5, 16 and
+            // 0; float64: 8, 8, 5, 8, 8 and 0).
             let shares = [0..16, 16..21, 21..37, 37..37];
             let packed = PackedRecurrent::new(&w, w_rs, depth, units, &shares);
             let mut z = z0.clone();
@@ -504,16 +613,17 @@ mod tests {
                 for j in 0..z_rs {
                     let expected = if j < 4 * units {
                         let dot: f64 = (0..depth)
-                            .map(|k| f64::from(h[b * h_rs + k]) * f64::from(w[k * w_rs + j]))
+                            .map(|k| h[b * h_rs + k].widen() * w[k * w_rs + j].widen())
                             .sum();
-                        f64::from(z0[b * z_rs + j]) + dot
+                        z0[b * z_rs + j].widen() + dot
                     } else {
-                        f64::from(z0[b * z_rs + j]) // padding columns untouched
+                        z0[b * z_rs + j].widen() // padding columns untouched
                     };
-                    let got = f64::from(z[b * z_rs + j]);
+                    let got = z[b * z_rs + j].widen();
                     assert!(
-                        (got - expected).abs() < 1e-4,
-                        "rows {rows}, [{b}, {j}]: {got} vs {expected}"
+                        (got - expected).abs() < tolerance,
+                        "{}: rows {rows}, [{b}, {j}]: {got} vs {expected}",
+                        T::NAME
                     );
                 }
             }

@@ -286,8 +286,9 @@ pub fn run_with<T: Real>(
     run_layers(layers, None, seq, options)
 }
 
-/// A stack of layers prepared for many runs: the `float32` kernel's packed
-/// weights (both matrices of every layer, in 16-column panels) are made in
+/// A stack of layers prepared for many runs: the AVX2 kernel's packed
+/// weights (both matrices of every layer, in panels of one cache line per
+/// row: 16 float32 or 8 float64 columns) are made in
 /// the first run and kept for the next ones, as onnxruntime packs them once
 /// per session. [`run`] and [`run_with`] pack them in every call.
 ///
@@ -312,9 +313,9 @@ pub fn run_with<T: Real>(
 ///     assert_eq!(out.outputs.dim(), (2, 5, 4));
 /// }
 /// ```
-pub struct Prepared<T> {
+pub struct Prepared<T: Real> {
     layers: Vec<Layer<T>>,
-    slots: Vec<PackSlot>,
+    slots: Vec<PackSlot<T>>,
 }
 
 impl<T: Real> Prepared<T> {
@@ -355,7 +356,7 @@ impl<T: Real> Prepared<T> {
     }
 }
 
-impl<T: std::fmt::Debug> std::fmt::Debug for Prepared<T> {
+impl<T: Real> std::fmt::Debug for Prepared<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prepared")
             .field("layers", &self.layers)
@@ -367,7 +368,7 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Prepared<T> {
 /// when given.
 fn run_layers<T: Real>(
     layers: &[Layer<T>],
-    slots: Option<&[PackSlot]>,
+    slots: Option<&[PackSlot<T>]>,
     seq: &Sequence<T>,
     options: &RunOptions,
 ) -> Result<RunOutput<T>, ShapeError> {
