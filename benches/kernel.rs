@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the LSTM kernel at the standard shapes
-//! (`lstm_parity::bench::SHAPES`), and of the two GEMM crates considered
-//! for it at the shapes of one recurrent step.
+//! (`lstm_parity::bench::SHAPES`), of the two GEMM crates considered
+//! for it at the shapes of one recurrent step, and of the packed kernel's
+//! per-step product alone (`step-product`).
 //!
 //! `cargo bench` runs them (never `cargo test`). Thread counts follow
 //! `LSTM_PARITY_THREADS` (default: every core); `lstm-parity bench` and
@@ -10,7 +11,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use lstm_parity::bench::{problem, Shape, SHAPES};
+use lstm_parity::bench::{problem, Shape, StepProduct, SHAPES};
 use lstm_parity::lstm::{self, Real, RunOptions, Sequence};
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
@@ -97,5 +98,68 @@ fn gemm_crates(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kernel, gemm_crates);
+/// The packed recurrent product of one step alone, single-threaded, at
+/// B16-T100-H256's per-thread rows (8 with the batch split) and depth
+/// (256), over `w_h` of 1 MiB (H = 256: every step reads it from L3) and of
+/// 256 KiB and 512 KiB (64 and 128 units: it stays in L2). The same FLOPs
+/// per second at every size mean that the weights' size is not what
+/// limits B16. Beside them, the same statistic for a register-only FMA
+/// loop (`fma-peak`): the most this core gives in the same minutes.
+fn step_product(c: &mut Criterion) {
+    let mut group = c.benchmark_group("step-product/float32");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(300));
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        const ITERS: usize = 4096;
+        // 12 independent accumulators x 8 lanes x 2 FLOPs per iteration.
+        group.throughput(Throughput::Elements((12 * 8 * 2 * ITERS) as u64));
+        group.bench_function("fma-peak", |b| {
+            // SAFETY: the features were checked above.
+            b.iter(|| unsafe { fma_loop(black_box(ITERS)) })
+        });
+    }
+    for (rows, depth, units) in [
+        (8, 256, 256),
+        (8, 64, 16),
+        (6, 64, 16),
+        (12, 64, 16),
+        (12, 256, 256),
+        (48, 256, 256),
+    ] {
+        let Some(mut product) = StepProduct::<f32>::new(rows, depth, units) else {
+            eprintln!("step-product: no AVX2/FMA here, the packed kernel does not run");
+            return;
+        };
+        let kib = depth * 4 * units * 4 / 1024;
+        group.throughput(Throughput::Elements(product.flops()));
+        group.bench_function(
+            BenchmarkId::new(format!("rows{rows}-depth{depth}"), format!("w_h-{kib}KiB")),
+            |b| b.iter(|| product.run()),
+        );
+    }
+    group.finish();
+}
+
+/// `iters` rounds of 12 independent 8-lane FMAs, nothing but registers:
+/// enough chains to cover the FMA latency on both FMA ports.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_loop(iters: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_set1_ps(0.0); 12];
+    let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    for _ in 0..iters {
+        for x in acc.iter_mut() {
+            *x = _mm256_fmadd_ps(*x, a, b);
+        }
+    }
+    let sum = acc
+        .iter()
+        .fold(_mm256_setzero_ps(), |s, x| _mm256_add_ps(s, *x));
+    _mm256_cvtss_f32(sum)
+}
+
+criterion_group!(benches, kernel, gemm_crates, step_product);
 criterion_main!(benches);

@@ -251,9 +251,105 @@ fn median(times: &mut [f64]) -> f64 {
     }
 }
 
+/// [`StepProduct`]'s weights and inputs: `w_h[k]` and `h[k]` (row-major).
+fn step_value<T: Real>(k: usize) -> T {
+    T::from_f64_lossy(((k * 7919 % 613) as f64 / 613.0 - 0.5) * 0.4)
+}
+
+/// The recurrent product of one step alone, `z += h @ w_h` for `rows` rows
+/// of `depth` values over `4 * units` gate columns, on the calling thread,
+/// with `w_h` packed as a layer run packs it: what the kernel computes per
+/// step and thread, without the rest of the layer (the cell pass, the
+/// barrier, the input projection). `cargo bench -- step-product` uses it to
+/// ask whether B16-T100-H256's per-thread product (8 rows over all 1 MiB of
+/// `w_h`, which does not fit in this machine's 512 KiB L2) runs slower per
+/// FLOP than the same rows over a `w_h` that fits.
+pub struct StepProduct<T: Real> {
+    packed: crate::lstm::recurrent::PackedRecurrent<T>,
+    rows: usize,
+    depth: usize,
+    units: usize,
+    h: Vec<T>,
+    z: Vec<T>,
+}
+
+impl<T: Real> StepProduct<T> {
+    /// Deterministic weights and inputs of these sizes; `None` where the
+    /// packed kernel does not run (a processor without AVX2 and FMA).
+    pub fn new(rows: usize, depth: usize, units: usize) -> Option<Self> {
+        use crate::lstm::recurrent::{self, PackedRecurrent};
+        if !recurrent::available() {
+            return None;
+        }
+        let w: Vec<T> = (0..depth * 4 * units).map(step_value).collect();
+        let shares: Vec<_> = std::iter::once(0..units).collect();
+        let packed = PackedRecurrent::layout(depth, units, &shares);
+        // SAFETY: one thread fills every panel before any product.
+        unsafe { packed.pack(0..packed.panel_count(), &w, 4 * units) };
+        Some(StepProduct {
+            packed,
+            rows,
+            depth,
+            units,
+            h: (0..rows * depth).map(step_value).collect(),
+            z: vec![T::zero(); rows * 4 * units],
+        })
+    }
+
+    /// Floating-point operations of one [`run`](Self::run).
+    pub fn flops(&self) -> u64 {
+        (2 * self.rows * self.depth * 4 * self.units) as u64
+    }
+
+    /// One step's product (it adds into the same `z` every time).
+    pub fn run(&mut self) {
+        // SAFETY: `new` checked the processor; `h` holds `rows` rows of
+        // `depth` values and `z` `rows` rows of `4 * units`, owned by self.
+        unsafe {
+            self.packed.step(
+                0,
+                self.rows,
+                self.h.as_ptr(),
+                self.depth,
+                self.z.as_mut_ptr(),
+                4 * self.units,
+                false,
+            )
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two runs add `h @ w_h` twice (float64: sums of 11 products of
+    /// values on a 1/613 grid, compared within 1e-12).
+    #[test]
+    fn step_product_adds_the_product() {
+        let (rows, depth, units) = (3, 11, 5);
+        let Some(mut product) = StepProduct::<f64>::new(rows, depth, units) else {
+            return; // no AVX2/FMA: nothing to run
+        };
+        assert_eq!(product.flops(), 2 * 3 * 11 * 20);
+        product.run();
+        product.run();
+        for b in 0..rows {
+            for j in 0..4 * units {
+                let dot: f64 = (0..depth)
+                    .map(|k| {
+                        step_value::<f64>(b * depth + k) * step_value::<f64>(k * 4 * units + j)
+                    })
+                    .sum();
+                let got = product.z[b * 4 * units + j];
+                assert!(
+                    (got - 2.0 * dot).abs() < 1e-12,
+                    "[{b}, {j}]: {got} vs {}",
+                    2.0 * dot
+                );
+            }
+        }
+    }
 
     #[test]
     fn shapes_parse_and_print() {

@@ -25,7 +25,7 @@ pub mod oracle;
 mod parallel;
 mod pool;
 mod real;
-mod recurrent;
+pub(crate) mod recurrent;
 mod runner;
 
 pub use activation::Activation;

@@ -371,18 +371,25 @@ unsafe fn block<T: Element, const R: usize>(
     let mut acc = [[T::vzero(); 2]; R];
     // One step of k: two weight vectors, R broadcasts, 2R FMAs. (A macro,
     // not a function: it must compile inside this AVX2/FMA function.)
+    // `w` and `a` advance by pointer, and k's offsets within an unrolled
+    // group of 4 are constants: three integer instructions fewer per step
+    // of k (an index shift and or) than with `w.add(k * panel)`. Measured
+    // against that: within this machine's noise (the product alone,
+    // 8 and 48 rows over 1 MiB of weights, as a share of an interleaved
+    // register-only FMA loop's rate: medians 62-75% against 60-84% and
+    // 71-86% against 68-71%, four alternations).
     macro_rules! step {
-        ($k:expr) => {{
-            let k = $k;
-            let w0 = T::vload(w.add(k * panel));
-            let w1 = T::vload(w.add(k * panel + T::LANES));
+        ($w:expr, $a:expr, $u:expr) => {{
+            let w0 = T::vload($w.add($u * panel));
+            let w1 = T::vload($w.add($u * panel + T::LANES));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x = T::vsplat(a.add(r * a_rs + k));
+                let x = T::vsplat($a.add(r * a_rs + $u));
                 acc[0] = T::vfmadd(x, w0, acc[0]);
                 acc[1] = T::vfmadd(x, w1, acc[1]);
             }
         }};
     }
+    let (mut wk, mut ak) = (w, a);
     let mut k = 0;
     if pf.per > 0 {
         // `per` panel rows (64 bytes each) of the next panel every 4 k.
@@ -392,14 +399,20 @@ unsafe fn block<T: Element, const R: usize>(
                 _mm_prefetch(line.cast::<i8>(), _MM_HINT_T1);
                 line = line.wrapping_add(panel);
             }
-            for k in k..k + 4 {
-                step!(k);
-            }
+            step!(wk, ak, 0);
+            step!(wk, ak, 1);
+            step!(wk, ak, 2);
+            step!(wk, ak, 3);
+            wk = wk.add(4 * panel);
+            ak = ak.add(4);
             k += 4;
         }
     }
-    for k in k..depth {
-        step!(k);
+    while k < depth {
+        step!(wk, ak, 0);
+        wk = wk.add(panel);
+        ak = ak.add(1);
+        k += 1;
     }
     for (r, acc) in acc.iter().enumerate() {
         store(c.add(r * c_rs), acc[0], acc[1], width, base);
