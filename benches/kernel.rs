@@ -53,7 +53,7 @@ fn kernel(c: &mut Criterion) {
 }
 
 /// One recurrent step's product `[B, H] x [H, 4H]`, single-threaded:
-/// `gemm` (the fallback for float64 and non-AVX2 processors) against
+/// `gemm` (the fallback without AVX2/FMA, and the output projection) against
 /// `matrixmultiply` through ndarray.
 fn gemm_crates(c: &mut Criterion) {
     let mut group = c.benchmark_group("step-gemm/float32");
@@ -100,8 +100,9 @@ fn gemm_crates(c: &mut Criterion) {
 
 /// The packed recurrent product of one step alone, single-threaded, at
 /// B16-T100-H256's per-thread rows (8 with the batch split) and depth
-/// (256), over `w_h` of 1 MiB (H = 256: every step reads it from L3) and of
-/// 256 KiB and 512 KiB (64 and 128 units: it stays in L2). The same FLOPs
+/// (256), over `w_h` of 1 MiB (H = 256: every step reads it from L3), of
+/// 512 KiB (128 units: this machine's whole L2) and of 256 KiB (64 units:
+/// it stays in L2). The same FLOPs
 /// per second at every size mean that the weights' size is not what
 /// limits B16. Beside them, the same statistic for a register-only FMA
 /// loop (`fma-peak`): the most this core gives in the same minutes; and for

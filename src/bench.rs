@@ -323,30 +323,39 @@ impl<T: Real> StepProduct<T> {
 mod tests {
     use super::*;
 
-    /// Two runs add `h @ w_h` twice (float64: sums of 11 products of
-    /// values on a 1/613 grid, compared within 1e-12).
+    /// Two runs add `h @ w_h` twice, in both types, with partial panels
+    /// only (5 units) and whole and partial ones (20 units).
     #[test]
     fn step_product_adds_the_product() {
-        let (rows, depth, units) = (3, 11, 5);
-        let Some(mut product) = StepProduct::<f64>::new(rows, depth, units) else {
-            return; // no AVX2/FMA: nothing to run
-        };
-        assert_eq!(product.flops(), 2 * 3 * 11 * 20);
-        product.run();
-        product.run();
-        for b in 0..rows {
-            for j in 0..4 * units {
-                let dot: f64 = (0..depth)
-                    .map(|k| {
-                        step_value::<f64>(b * depth + k) * step_value::<f64>(k * 4 * units + j)
-                    })
-                    .sum();
-                let got = product.z[b * 4 * units + j];
-                assert!(
-                    (got - 2.0 * dot).abs() < 1e-12,
-                    "[{b}, {j}]: {got} vs {}",
-                    2.0 * dot
-                );
+        step_product_adds::<f32>(1e-5);
+        step_product_adds::<f64>(1e-12);
+    }
+
+    fn step_product_adds<T: Real>(tolerance: f64) {
+        for units in [5, 20] {
+            let (rows, depth) = (3, 11);
+            let Some(mut product) = StepProduct::<T>::new(rows, depth, units) else {
+                return; // no AVX2/FMA: nothing to run
+            };
+            assert_eq!(product.flops(), (2 * rows * depth * 4 * units) as u64);
+            product.run();
+            product.run();
+            for b in 0..rows {
+                for j in 0..4 * units {
+                    let dot: f64 = (0..depth)
+                        .map(|k| {
+                            let h = step_value::<T>(b * depth + k).widen();
+                            h * step_value::<T>(k * 4 * units + j).widen()
+                        })
+                        .sum();
+                    let got = product.z[b * 4 * units + j].widen();
+                    assert!(
+                        (got - 2.0 * dot).abs() < tolerance,
+                        "{} {units} units [{b}, {j}]: {got} vs {}",
+                        T::NAME,
+                        2.0 * dot
+                    );
+                }
             }
         }
     }

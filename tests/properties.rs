@@ -613,13 +613,14 @@ fn bidirectional_is_forward_concat_reversed_backward() {
 }
 
 /// A layer large enough for the kernel's real splits (units not a multiple
-/// of the SIMD width, inputs past one GEMM depth block, 17 rows: on 2
+/// of the SIMD width, inputs past the packed kernel's depth block of 1024,
+/// 17 x 7 input projection rows past its row chunk, 17 rows: on 2
 /// threads the steps split the batch, on 3 the units), with peepholes,
 /// clipping, projection and a mask, equals the oracle on 1, 2 and 3
 /// threads, and repeated runs are bit-for-bit identical.
 #[test]
 fn larger_layers_equal_oracle_on_every_thread_count() {
-    let (batch, time, input, units, proj) = (17, 7, 600, 70, 33);
+    let (batch, time, input, units, proj) = (17, 7, 1100, 70, 33);
     let value = |k: usize, scale: f64| ((k * 7919 % 1009) as f64 / 1009.0 - 0.5) * scale;
     let mut first = Layer::new(
         Array2::from_shape_fn((input, 4 * units), |(r, c)| value(r * 4 * units + c, 0.1)),

@@ -21,19 +21,18 @@
 //!    buffers swap roles.
 //!
 //! The products: on AVX2/FMA processors (`float32` and `float64`) the
-//! packed-weight kernel of `recurrent` (weights packed once per call of `run_layer`, by
-//! the threads themselves before step 1, each its share, then a barrier;
-//! or once per split for a [`Prepared`](super::Prepared) stack, whose
-//! [`PackSlot`]s keep them between calls);
-//! otherwise, and for the projection, the `gemm` crate. Nothing is
-//! allocated per step. With the
-//! packed kernel each output value is computed by the same instructions
-//! whatever the thread count or split, so results are bit-identical across
-//! thread counts (the exact activations' vector path, which takes a
-//! thread's units eight at a time, gives the scalar calls' bits: checked
-//! at first use, `exact_math::available`); the `gemm` fallback may block
-//! its sums differently for different column counts (last-bit
-//! differences, within the oracle tests).
+//! packed-weight kernel of `recurrent` (weights packed once per call of
+//! `run_layer`, by the threads themselves before step 1, each its share,
+//! then a barrier; or once per split for a [`Prepared`](super::Prepared)
+//! stack, whose [`PackSlot`]s keep them between calls); otherwise, and
+//! for the projection, the `gemm` crate. Nothing is allocated per step.
+//! With the packed kernel each output value is computed by the same
+//! instructions whatever the thread count or split, so results are
+//! bit-identical across thread counts (the exact activations' vector path,
+//! which takes a thread's units eight at a time, gives the scalar calls'
+//! bits: checked at first use, `exact_math::available`); the `gemm`
+//! fallback may block its sums differently for different column counts
+//! (last-bit differences, within the oracle tests).
 //!
 //! Buffers are shared between the threads through raw pointers: every write
 //! goes to columns (or, in step 1, rows) that only the writing thread owns,
@@ -892,7 +891,8 @@ mod tests {
     /// bit-identical float32 results, with and without the fast
     /// activations, a projection and peepholes, a mask and remainder rows
     /// and units; float64 likewise (the same packed kernel, 8-column
-    /// panels).
+    /// panels; its activations are always the scalar calls, so its two
+    /// `fast_activations` passes run the same path).
     #[test]
     fn batch_and_unit_splits_are_bit_identical() {
         splits_are_bit_identical::<f32>();
@@ -911,8 +911,8 @@ mod tests {
             kernel: Array2::from_shape_fn((units, proj), |(r, c)| v(r * 17 + c * 5 + 3)),
             clip: Some(T::from_f64_lossy(0.3)),
         });
-        // Peepholes too: the exact activations then run eight units at a
-        // time with each thread's slice of the peephole weights.
+        // Peepholes too: the float32 exact activations then run eight
+        // units at a time with each thread's slice of the peephole weights.
         projected.peepholes = Some(super::super::Peepholes {
             input: Array1::from_shape_fn(units, |u| v(u * 3 + 1)),
             forget: Array1::from_shape_fn(units, |u| v(u * 5 + 2)),

@@ -2,9 +2,13 @@
 
 use std::fmt::{Debug, Display};
 
-/// `f32` or `f64`: what the canonical LSTM computes in. (Sealed: its
-/// supertrait `Element`, the packed kernel's vector operations, is
-/// implemented for these two only.)
+/// `f32` or `f64`: what the canonical LSTM computes in.
+///
+/// Sealed: its supertrait `Element` (the packed kernel's AVX2 vector
+/// operations, in a private module) is implemented for these two types
+/// only, so no other type can implement `Real`. `Element`'s items are
+/// reachable through a `T: Real` bound but are not part of the crate's
+/// API.
 pub trait Real:
     super::recurrent::Element
     + ndarray::LinalgScalar

@@ -5,9 +5,9 @@
 //! Why not the GEMM crate here: a library GEMM packs (or reads unpacked,
 //! strided) the whole `[h_depth, 4*units]` weight matrix on *every* step,
 //! although it never changes, and at `B <= 128` rows there is little
-//! arithmetic to hide that behind. Packing it once into 16-column panels,
-//! each `[h_depth][16]` contiguous, makes every step's weight reads one
-//! sequential stream. The micro-kernel is the classic 6 x 16 register block
+//! arithmetic to hide that behind. Packing it once into panels of 16
+//! columns (8 in `float64`), each `[h_depth][16]` contiguous, makes every
+//! step's weight reads one sequential stream. The micro-kernel is the classic 6 x 16 register block
 //! (12 accumulators, 2 weight vectors, 1 broadcast). `float64` runs the
 //! same code with 8-column panels (two 4-lane vectors): a panel row is one
 //! 64-byte cache line for either type ([`Element`]).
@@ -26,11 +26,21 @@ const ROWS: usize = 6;
 /// and stores of `z` cost more than the L2 reads they save), so only
 /// depths past 1024 are split.
 const DEPTH_BLOCK: usize = 1024;
-/// Rows of inputs kept in L2 while the panels pass over them (96 rows of
-/// 1024 floats: 384 KiB; of 1024 doubles, 768 KiB).
+/// Rows of `float32` inputs kept in L2 while the panels pass over them (96
+/// rows of 1024 floats: 384 KiB); half as many `float64` rows (the same
+/// bytes), see [`chunk_rows`]. (Measured for float64, 48 against 96 rows,
+/// three alternations: B64-T50-H512 253-305 ms against 259-266,
+/// B128-T25-H1024 771-997 against 860-880: within the noise; 48 keeps
+/// the rows in L2.)
 const CHUNK_ROWS: usize = 96;
 
-/// One panel: up to 16 consecutive gate columns starting at `column`.
+/// [`CHUNK_ROWS`] for `T`.
+fn chunk_rows<T>() -> usize {
+    CHUNK_ROWS * 4 / std::mem::size_of::<T>()
+}
+
+/// One panel: up to `PANEL` (16 float32, 8 float64) consecutive gate
+/// columns starting at `column`.
 #[derive(Clone, Debug)]
 struct Panel {
     column: usize,
@@ -247,8 +257,8 @@ impl<T: Element> PackedRecurrent<T> {
         split_sums: bool,
     ) {
         #[cfg(target_arch = "x86_64")]
-        for chunk in (0..rows).step_by(CHUNK_ROWS) {
-            let chunk_end = rows.min(chunk + CHUNK_ROWS);
+        for chunk in (0..rows).step_by(chunk_rows::<T>()) {
+            let chunk_end = rows.min(chunk + chunk_rows::<T>());
             for k0 in (0..self.depth).step_by(DEPTH_BLOCK) {
                 let depth = DEPTH_BLOCK.min(self.depth - k0);
                 let mut panels = groups.iter().flatten().peekable();
@@ -313,7 +323,7 @@ impl<T: Element> PackedRecurrent<T> {
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (groups, rows, a, a_rs, z, z_rs, split_sums);
+        let _ = (groups, rows, a, a_rs, z, z_rs, bias, split_sums);
     }
 }
 
@@ -365,7 +375,7 @@ unsafe fn block<T: Element, const R: usize>(
     if base.is_null() {
         for r in 0..R {
             _mm_prefetch(c.add(r * c_rs).cast::<i8>(), _MM_HINT_T0);
-            _mm_prefetch(c.add(r * c_rs + panel - 1).cast::<i8>(), _MM_HINT_T0);
+            _mm_prefetch(c.add(r * c_rs + width - 1).cast::<i8>(), _MM_HINT_T0);
         }
     }
     let mut acc = [[T::vzero(); 2]; R];
@@ -373,7 +383,8 @@ unsafe fn block<T: Element, const R: usize>(
     // not a function: it must compile inside this AVX2/FMA function.)
     // `w` and `a` advance by pointer, and k's offsets within an unrolled
     // group of 4 are constants: three integer instructions fewer per step
-    // of k (an index shift and or) than with `w.add(k * panel)`. Measured
+    // of k (a `mov`, `or` and `shl` that formed `k * panel`) than with
+    // `w.add(k * panel)`. Measured
     // against that: within this machine's noise (the product alone,
     // 8 and 48 rows over 1 MiB of weights, as a share of an interleaved
     // register-only FMA loop's rate: medians 62-75% against 60-84% and
@@ -391,22 +402,21 @@ unsafe fn block<T: Element, const R: usize>(
     }
     let (mut wk, mut ak) = (w, a);
     let mut k = 0;
-    if pf.per > 0 {
-        // `per` panel rows (64 bytes each) of the next panel every 4 k.
-        let mut line = pf.from;
-        while k + 4 <= depth {
-            for _ in 0..pf.per {
-                _mm_prefetch(line.cast::<i8>(), _MM_HINT_T1);
-                line = line.wrapping_add(panel);
-            }
-            step!(wk, ak, 0);
-            step!(wk, ak, 1);
-            step!(wk, ak, 2);
-            step!(wk, ak, 3);
-            wk = wk.add(4 * panel);
-            ak = ak.add(4);
-            k += 4;
+    // `per` panel rows (64 bytes each) of the next panel every 4 k (none
+    // when `per` is 0).
+    let mut line = pf.from;
+    while k + 4 <= depth {
+        for _ in 0..pf.per {
+            _mm_prefetch(line.cast::<i8>(), _MM_HINT_T1);
+            line = line.wrapping_add(panel);
         }
+        step!(wk, ak, 0);
+        step!(wk, ak, 1);
+        step!(wk, ak, 2);
+        step!(wk, ak, 3);
+        wk = wk.add(4 * panel);
+        ak = ak.add(4);
+        k += 4;
     }
     while k < depth {
         step!(wk, ak, 0);
@@ -477,10 +487,21 @@ unsafe fn store<T: Element>(c: *mut T, lo: T::V, hi: T::V, width: usize, base: *
 /// Bytes per panel row: one cache line, two 256-bit vectors.
 const PANEL_BYTES: usize = 64;
 
+// `pack` copies whole panel rows as `PANEL_BYTES`, and `store` spills a
+// partial one into 16 elements.
+const _: () = assert!(
+    <f32 as Element>::PANEL * 4 == PANEL_BYTES
+        && <f64 as Element>::PANEL * 8 == PANEL_BYTES
+        && <f32 as Element>::PANEL <= 16
+        && <f64 as Element>::PANEL <= 16
+);
+
 /// The element types of the packed kernel, and the AVX2/FMA operations on
 /// a 256-bit vector of them that the kernel uses: `f32` in eight lanes,
 /// `f64` in four. Implemented for these two only (it is a supertrait of
-/// [`Real`](super::Real), which names no other type).
+/// [`Real`](super::Real), which names no other type). Not part of the
+/// crate's API: its items are reachable through `Real` but may change
+/// in any release.
 #[doc(hidden)]
 pub trait Element: Copy + Default + std::ops::Add<Output = Self> + Send + Sync + 'static {
     /// Lanes per vector.
@@ -582,13 +603,58 @@ element!(
 mod tests {
     use super::*;
 
+    /// The input projection (`all`: bias + a @ w) past one depth block
+    /// (1030 > 1024) and past one row chunk (100 rows > 96 float32, > 48
+    /// float64), in both types, against the plain product.
+    #[test]
+    fn projection_across_depth_blocks_and_row_chunks() {
+        projection_across::<f32>(1e-3);
+        projection_across::<f64>(1e-11);
+    }
+
+    fn projection_across<T: crate::lstm::Real>(tolerance: f64) {
+        if !available() {
+            return;
+        }
+        let t = |v: f64| T::from_f64_lossy(v);
+        let (rows, depth, units) = (100, DEPTH_BLOCK + 6, 6);
+        assert!(rows > chunk_rows::<T>());
+        let width = 4 * units;
+        let w: Vec<T> = (0..depth * width)
+            .map(|k| t(((k * 37 % 101) as f64 - 50.0) / 64.0))
+            .collect();
+        let a: Vec<T> = (0..rows * depth)
+            .map(|k| t(((k * 13 % 29) as f64 - 14.0) / 16.0))
+            .collect();
+        let bias: Vec<T> = (0..width).map(|j| t(j as f64 - 3.5)).collect();
+        let shares = [0..4, 4..units];
+        let packed = PackedRecurrent::new(&w, width, depth, units, &shares);
+        // Garbage in z: `all` must write every value without reading it.
+        let mut z = vec![t(1e6); rows * width];
+        unsafe { packed.all(rows, a.as_ptr(), depth, z.as_mut_ptr(), width, &bias) };
+        for r in 0..rows {
+            for j in 0..width {
+                let dot: f64 = (0..depth)
+                    .map(|k| a[r * depth + k].widen() * w[k * width + j].widen())
+                    .sum();
+                let expected = bias[j].widen() + dot;
+                let got = z[r * width + j].widen();
+                assert!(
+                    (got - expected).abs() < tolerance,
+                    "{}: [{r}, {j}]: {got} vs {expected}",
+                    T::NAME
+                );
+            }
+        }
+    }
+
     #[test]
     fn packed_step_equals_the_plain_product() {
         packed_step_equals::<f32>(1e-4);
         packed_step_equals::<f64>(1e-12);
     }
 
-    fn packed_step_equals<T: Element + crate::lstm::Real>(tolerance: f64) {
+    fn packed_step_equals<T: crate::lstm::Real>(tolerance: f64) {
         if !available() {
             return;
         }
