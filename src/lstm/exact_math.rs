@@ -375,15 +375,22 @@ unsafe fn tanh8(x: __m256) -> __m256 {
     _mm256_blendv_ps(z, x, zero)
 }
 
-/// The cell with sigmoid gates and tanh cell and output activations, no
-/// cell clip, over one row's units, eight units at a time with the exact
-/// activations: the same values, bit for bit, as the scalar loops in
-/// `kernel::cells` (which run the remaining `len % 8` units). Returns how
-/// many units it did.
+/// The cell with sigmoid gates and tanh cell and output activations over
+/// one row's units, eight units at a time with the exact activations: the
+/// same values, bit for bit, as the scalar loops in `kernel::cells` (which
+/// run the remaining `len % 8` units). Returns how many units it did.
 ///
 /// `peepholes`: the input, forget and output peephole weights of these
 /// units, added as `z_i + p_i * c_prev`, `(z_f + forget_bias) + p_f *
 /// c_prev` and `z_o + p_o * c`.
+///
+/// `clip`: a cell clip, which must be positive (`clip > 0`): the scalar
+/// `c.max(-clip).min(clip)` as `min(max(c, -clip), clip)` in lanes. With a
+/// positive clip the two agree on every input: a tie means equal values
+/// (no zero can tie with `±clip`), so equal bits; a NaN `c` gives `-clip`
+/// in both (Rust's `max` returns the other argument, `vmaxps` its second
+/// operand). A clip of 0 (where `+0` and `-0` would tie) or NaN stays with
+/// the scalar loops (`kernel::cells` does not call this then).
 ///
 /// # Safety
 /// [`available`] is true.
@@ -397,13 +404,19 @@ pub(crate) unsafe fn cells(
     zo: &[f32],
     forget_bias: f32,
     peepholes: Option<[&[f32]; 3]>,
+    clip: Option<f32>,
     c: &mut [f32],
     m: &mut [f32],
 ) -> usize {
+    assert!(
+        clip.is_none_or(|clip| clip > 0.0),
+        "clip {clip:?}: positive only"
+    );
     let n = c.len();
     assert!(zi.len() >= n && zf.len() >= n && zg.len() >= n && zo.len() >= n && m.len() >= n);
     assert!(peepholes.is_none_or(|p| p.iter().all(|p| p.len() >= n)));
     let fb = _mm256_set1_ps(forget_bias);
+    let bounds = clip.map(|clip| (_mm256_set1_ps(-clip), _mm256_set1_ps(clip)));
     let mut j = 0;
     while j + 8 <= n {
         let load = |s: &[f32]| _mm256_loadu_ps(s.as_ptr().add(j));
@@ -417,7 +430,10 @@ pub(crate) unsafe fn cells(
             None => (zi, zf),
         };
         let (i, f, g) = (sigmoid8(zi), sigmoid8(zf), tanh8(load(zg)));
-        let c_new = _mm256_add_ps(_mm256_mul_ps(f, c_prev), _mm256_mul_ps(i, g));
+        let mut c_new = _mm256_add_ps(_mm256_mul_ps(f, c_prev), _mm256_mul_ps(i, g));
+        if let Some((low, high)) = bounds {
+            c_new = _mm256_min_ps(_mm256_max_ps(c_new, low), high);
+        }
         let zo = match peepholes {
             Some([_, _, p_o]) => _mm256_add_ps(load(zo), _mm256_mul_ps(load(p_o), c_new)),
             None => load(zo),
@@ -535,9 +551,10 @@ mod tests {
     }
 
     /// The vector cell pass equals the scalar formulas of `kernel::cells`
-    /// bit for bit, with and without peepholes, over units that reach every
-    /// branch of both functions (saturation, |x| >= 88, tiny values) and a
-    /// forget bias.
+    /// bit for bit, with and without peepholes and a cell clip, over units
+    /// that reach every branch of both functions (saturation, |x| >= 88,
+    /// tiny values) and a forget bias; with the clip, also previous cells
+    /// of NaN, ±infinity, ±0 and exactly ±clip.
     #[test]
     fn cells_equal_the_scalar_formulas() {
         // (On the processor's features alone, not `available()`: a
@@ -566,12 +583,31 @@ mod tests {
             .map(|k| ((k * 37) % 101) as f32 * 0.02 - 1.0)
             .collect();
         let peepholes = [&p[..n], &p[n..2 * n], &p[2 * n..]];
-        for with_peepholes in [false, true] {
+        let clip = 1.5f32;
+        // Previous cells that only the clip can bring back in range.
+        let mut c_odd = c0.clone();
+        let specials = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            -0.0,
+            clip,
+            -clip,
+        ];
+        for (k, v) in specials.iter().enumerate() {
+            c_odd[k * 13 + 5] = *v;
+        }
+        for (with_peepholes, clipped) in
+            [(false, false), (true, false), (false, true), (true, true)]
+        {
+            let c0 = if clipped { c_odd.clone() } else { c0.clone() };
             let (mut c, mut m) = (c0.clone(), vec![0.0f32; n]);
             let zs = (&z[..n], &z[n..2 * n], &z[2 * n..3 * n], &z[3 * n..]);
             let peep = with_peepholes.then_some(peepholes);
+            let cl = clipped.then_some(clip);
             // SAFETY: the processor has AVX2 and FMA.
-            let done = unsafe { cells(zs.0, zs.1, zs.2, zs.3, fb, peep, &mut c, &mut m) };
+            let done = unsafe { cells(zs.0, zs.1, zs.2, zs.3, fb, peep, cl, &mut c, &mut m) };
             assert_eq!(done, n);
             for j in 0..n {
                 let zk = |k: usize| z[k * n + j];
@@ -585,16 +621,27 @@ mod tests {
                 } else {
                     (sigmoid_scalar(zk(0)), sigmoid_scalar(zk(1) + fb))
                 };
-                let c_new = f * c0[j] + i * zk(2).tanh();
+                let mut c_new = f * c0[j] + i * zk(2).tanh();
+                if clipped {
+                    c_new = c_new.max(-clip).min(clip);
+                }
                 let o = if with_peepholes {
                     sigmoid_scalar(zk(3) + p[2 * n + j] * c_new)
                 } else {
                     sigmoid_scalar(zk(3))
                 };
                 let m_new = o * c_new.tanh();
-                let what = if with_peepholes { "with" } else { "without" };
-                assert_eq!(c[j].to_bits(), c_new.to_bits(), "c[{j}] {what} peepholes");
-                assert_eq!(m[j].to_bits(), m_new.to_bits(), "m[{j}] {what} peepholes");
+                let what = (with_peepholes, clipped, c0[j]);
+                assert_eq!(
+                    c[j].to_bits(),
+                    c_new.to_bits(),
+                    "c[{j}] (peepholes, clip, c_prev) {what:?}"
+                );
+                assert_eq!(
+                    m[j].to_bits(),
+                    m_new.to_bits(),
+                    "m[{j}] (peepholes, clip, c_prev) {what:?}"
+                );
             }
         }
     }

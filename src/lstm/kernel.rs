@@ -263,7 +263,8 @@ struct Context<'a, T: Real> {
     /// the cell pass without per-element option checks.
     standard: bool,
     /// Whether the cell pass takes the exact activations eight units at a
-    /// time (`exact_math`: float32, sigmoid and tanh, no cell clip).
+    /// time (`exact_math`: float32, sigmoid and tanh, no cell clip or a
+    /// positive one).
     exact_vector: bool,
     /// Whether the steps' threads split the batch rows (each runs its own
     /// sequences through every step, no barrier) rather than the units.
@@ -458,7 +459,7 @@ pub(crate) fn run_layer<T: Real>(
         standard: sigmoid_tanh && layer.peepholes.is_none() && layer.cell_clip.is_none(),
         exact_vector: TypeId::of::<T>() == TypeId::of::<f32>()
             && sigmoid_tanh
-            && layer.cell_clip.is_none()
+            && layer.cell_clip.is_none_or(|clip| clip > T::zero())
             && exact_math::available(),
         threads: step_threads,
         rows: if batch_split {
@@ -754,6 +755,8 @@ fn cells<T: Real>(cx: &Context<T>, z: &[T], mine: Range<usize>, c: &mut [T], m: 
             .map(|p| [p.input, p.forget, p.output].map(|w| f32s(&w[mine.start..mine.end])));
         let (zi, zf, zg, zo) = (f32s(zi), f32s(zf), f32s(zg), f32s(zo));
         let forget_bias = layer.forget_bias.widen() as f32;
+        // (Exact: T is f32.)
+        let clip = layer.cell_clip.map(|clip| clip.widen() as f32);
         // SAFETY: the processor has AVX2 and FMA.
         unsafe {
             exact_math::cells(
@@ -763,6 +766,7 @@ fn cells<T: Real>(cx: &Context<T>, z: &[T], mine: Range<usize>, c: &mut [T], m: 
                 zo,
                 forget_bias,
                 peepholes,
+                clip,
                 f32s_mut(c),
                 f32s_mut(m),
             )
@@ -1002,7 +1006,8 @@ mod tests {
 
     /// With fewer units than eight per thread, which units the exact
     /// activations compute eight at a time (and which the scalar loops)
-    /// depends on the split; the results do not. 20 units with peepholes:
+    /// depends on the split; the results do not. 20 units with and without
+    /// peepholes and a cell clip:
     /// one thread does 16 + 4, three threads 7, 7 and 6 in the scalar loops.
     #[test]
     fn vector_and_scalar_activations_agree_across_splits() {
@@ -1010,15 +1015,26 @@ mod tests {
         let (mut layer, x) = fixture::<f32>((batch, time, input, units));
         layer.forget_bias = 1.0;
         let run = |layer: &Layer<f32>, threads| run_exact(layer, &x, threads, None);
-        for peepholes in [false, true] {
+        // A cell clip that bites (the cells reach about 0.3 without it).
+        for (peepholes, clip) in [
+            (false, None),
+            (true, None),
+            (false, Some(0.05)),
+            (true, Some(0.05)),
+        ] {
             layer.peepholes = peepholes.then(|| super::super::Peepholes {
                 input: Array1::from_shape_fn(units, |u| v::<f32>(u * 3 + 1) * 5.0),
                 forget: Array1::from_shape_fn(units, |u| v::<f32>(u * 5 + 2) * 5.0),
                 output: Array1::from_shape_fn(units, |u| v::<f32>(u * 11 + 3) * 5.0),
             });
+            layer.cell_clip = clip;
             let one = run(&layer, (1, 1));
+            if let Some(clip) = clip {
+                let bitten = one.2.as_ref().unwrap().c.iter().filter(|c| c.abs() == clip);
+                assert!(bitten.count() > 10, "the clip must bite");
+            }
             for threads in [(3, 3), (2, 2)] {
-                assert_identical(&one, &run(&layer, threads), (threads, peepholes));
+                assert_identical(&one, &run(&layer, threads), (threads, peepholes, clip));
             }
         }
     }
