@@ -602,6 +602,16 @@ element!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lstm::Real;
+
+    /// Weights `w[k] = ((k * 37 % 101) - 50) / 64` and inputs `h[k] =
+    /// ((k * 13 % 29) - 14) / 16`: on grids fine enough that every product
+    /// and every partial sum of these tests is exact in float32.
+    fn grids<T: Real>(w_len: usize, h_len: usize) -> (Vec<T>, Vec<T>) {
+        let w = (0..w_len).map(|k| T::from_f64_lossy(((k * 37 % 101) as f64 - 50.0) / 64.0));
+        let h = (0..h_len).map(|k| T::from_f64_lossy(((k * 13 % 29) as f64 - 14.0) / 16.0));
+        (w.collect(), h.collect())
+    }
 
     /// The input projection (`all`: bias + a @ w) past one depth block
     /// (1030 > 1024) and past one row chunk (100 rows > 96 float32, > 48
@@ -612,25 +622,21 @@ mod tests {
         projection_across::<f64>(1e-11);
     }
 
-    fn projection_across<T: crate::lstm::Real>(tolerance: f64) {
+    fn projection_across<T: Real>(tolerance: f64) {
         if !available() {
             return;
         }
-        let t = |v: f64| T::from_f64_lossy(v);
         let (rows, depth, units) = (100, DEPTH_BLOCK + 6, 6);
         assert!(rows > chunk_rows::<T>());
         let width = 4 * units;
-        let w: Vec<T> = (0..depth * width)
-            .map(|k| t(((k * 37 % 101) as f64 - 50.0) / 64.0))
+        let (w, a) = grids::<T>(depth * width, rows * depth);
+        let bias: Vec<T> = (0..width)
+            .map(|j| T::from_f64_lossy(j as f64 - 3.5))
             .collect();
-        let a: Vec<T> = (0..rows * depth)
-            .map(|k| t(((k * 13 % 29) as f64 - 14.0) / 16.0))
-            .collect();
-        let bias: Vec<T> = (0..width).map(|j| t(j as f64 - 3.5)).collect();
         let shares = [0..4, 4..units];
         let packed = PackedRecurrent::new(&w, width, depth, units, &shares);
         // Garbage in z: `all` must write every value without reading it.
-        let mut z = vec![t(1e6); rows * width];
+        let mut z = vec![T::from_f64_lossy(1e6); rows * width];
         unsafe { packed.all(rows, a.as_ptr(), depth, z.as_mut_ptr(), width, &bias) };
         for r in 0..rows {
             for j in 0..width {
@@ -654,22 +660,18 @@ mod tests {
         packed_step_equals::<f64>(1e-12);
     }
 
-    fn packed_step_equals<T: crate::lstm::Real>(tolerance: f64) {
+    fn packed_step_equals<T: Real>(tolerance: f64) {
         if !available() {
             return;
         }
-        let t = |v: f64| T::from_f64_lossy(v);
         let (depth, units, w_rs) = (37, 37, 4 * 37 + 3);
-        let w: Vec<T> = (0..depth * w_rs)
-            .map(|k| t(((k * 37 % 101) as f64 - 50.0) / 64.0))
-            .collect();
         for rows in [1, 2, 5, 6, 7, 13] {
             let h_rs = depth + 2;
-            let h: Vec<T> = (0..rows * h_rs)
-                .map(|k| t(((k * 13 % 29) as f64 - 14.0) / 16.0))
-                .collect();
+            let (w, h) = grids::<T>(depth * w_rs, rows * h_rs);
             let z_rs = 4 * units + 5;
-            let z0: Vec<T> = (0..rows * z_rs).map(|k| t((k % 7) as f64)).collect();
+            let z0: Vec<T> = (0..rows * z_rs)
+                .map(|k| T::from_f64_lossy((k % 7) as f64))
+                .collect();
             // Whole panels and partial ones (float32: widths 16, 5, 16 and
             // 0; float64: 8, 8, 5, 8, 8 and 0).
             let shares = [0..16, 16..21, 21..37, 37..37];
