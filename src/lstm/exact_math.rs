@@ -375,6 +375,17 @@ unsafe fn tanh8(x: __m256) -> __m256 {
     _mm256_blendv_ps(z, x, zero)
 }
 
+/// `min(max(c, low), high)` per lane, which for `low = -clip`, `high =
+/// clip` and `clip > 0` is the scalar `c.max(-clip).min(clip)` bit for
+/// bit (see [`cells`]). `vmaxps` returns its second operand when either is
+/// NaN: `low`, as Rust's `max` returns the non-NaN argument.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn clip8(c: __m256, low: __m256, high: __m256) -> __m256 {
+    _mm256_min_ps(_mm256_max_ps(c, low), high)
+}
+
 /// The cell with sigmoid gates and tanh cell and output activations over
 /// one row's units, eight units at a time with the exact activations: the
 /// same values, bit for bit, as the scalar loops in `kernel::cells` (which
@@ -432,7 +443,7 @@ pub(crate) unsafe fn cells(
         let (i, f, g) = (sigmoid8(zi), sigmoid8(zf), tanh8(load(zg)));
         let mut c_new = _mm256_add_ps(_mm256_mul_ps(f, c_prev), _mm256_mul_ps(i, g));
         if let Some((low, high)) = bounds {
-            c_new = _mm256_min_ps(_mm256_max_ps(c_new, low), high);
+            c_new = clip8(c_new, low, high);
         }
         let zo = match peepholes {
             Some([_, _, p_o]) => _mm256_add_ps(load(zo), _mm256_mul_ps(load(p_o), c_new)),
@@ -550,6 +561,57 @@ mod tests {
         }
     }
 
+    /// The clip step alone equals the scalar `max`/`min` bit for bit over
+    /// cells of every kind (NaN, ±infinity, ±0, subnormals, exactly ±clip
+    /// and their neighbours) for clips from the smallest subnormal to
+    /// infinity.
+    #[test]
+    fn clip_equals_scalar_max_min() {
+        if !features() {
+            return;
+        }
+        let up = |v: f32| f32::from_bits(v.to_bits() + 1);
+        let down = |v: f32| f32::from_bits(v.to_bits() - 1);
+        for clip in [f32::from_bits(1), 1e-30, 1.5, 3.0, f32::MAX, f32::INFINITY] {
+            let mut cells = vec![
+                f32::NAN,
+                -f32::NAN,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                0.0,
+                -0.0,
+                f32::from_bits(1),
+                -f32::from_bits(1),
+                f32::MIN_POSITIVE,
+                1.0,
+                -2.5,
+                f32::MAX,
+                f32::MIN,
+            ];
+            for v in [clip, -clip] {
+                cells.push(v);
+                if v.is_finite() && v != 0.0 {
+                    cells.extend([up(v), down(v)]);
+                }
+            }
+            for chunk in cells.chunks(8) {
+                let mut lanes = [0.0f32; 8];
+                lanes[..chunk.len()].copy_from_slice(chunk);
+                let mut out = [0.0f32; 8];
+                // SAFETY: the processor has AVX2 and FMA.
+                unsafe {
+                    let (low, high) = (_mm256_set1_ps(-clip), _mm256_set1_ps(clip));
+                    let clipped = clip8(_mm256_loadu_ps(lanes.as_ptr()), low, high);
+                    _mm256_storeu_ps(out.as_mut_ptr(), clipped);
+                }
+                for (c, got) in lanes.iter().zip(out) {
+                    let want = c.max(-clip).min(clip);
+                    assert_eq!(got.to_bits(), want.to_bits(), "clip {clip:e}, cell {c:e}");
+                }
+            }
+        }
+    }
+
     /// The vector cell pass equals the scalar formulas of `kernel::cells`
     /// bit for bit, with and without peepholes and a cell clip, over units
     /// that reach every branch of both functions (saturation, |x| >= 88,
@@ -565,7 +627,7 @@ mod tests {
         let n = 8 * 40;
         // Mostly in [-12, 12), where every result depends on every term;
         // every 7th value tiny, every 11th past 88 (the scalar fallback).
-        let z: Vec<f32> = (0..4 * n)
+        let mut z: Vec<f32> = (0..4 * n)
             .map(|k| {
                 let v = ((k * 7919) % 613) as f32 / 613.0 * 24.0 - 12.0;
                 match (k % 7, k % 11) {
@@ -584,7 +646,9 @@ mod tests {
             .collect();
         let peepholes = [&p[..n], &p[n..2 * n], &p[2 * n..]];
         let clip = 1.5f32;
-        // Previous cells that only the clip can bring back in range.
+        // Previous cells of special values; with z_f + fb = 21 (f = 1
+        // exactly) and z_g = 0 (i * g = 0) the new cell is the previous
+        // one, so the clip meets NaN, ±infinity, ±0 and exactly ±clip.
         let mut c_odd = c0.clone();
         let specials = [
             f32::NAN,
@@ -596,7 +660,9 @@ mod tests {
             -clip,
         ];
         for (k, v) in specials.iter().enumerate() {
-            c_odd[k * 13 + 5] = *v;
+            let j = k * 13 + 5;
+            c_odd[j] = *v;
+            (z[n + j], z[2 * n + j]) = (20.0, 0.0);
         }
         for (with_peepholes, clipped) in
             [(false, false), (true, false), (false, true), (true, true)]
@@ -612,7 +678,9 @@ mod tests {
             for j in 0..n {
                 let zk = |k: usize| z[k * n + j];
                 // The scalar formulas of kernel::cells: the standard cell's
-                // without peepholes, the general one's with them.
+                // without peepholes or clip, else the general one's (which
+                // adds `+0` peephole terms without peepholes: the same
+                // values, a `-0` input giving the same 0.5).
                 let (i, f) = if with_peepholes {
                     (
                         sigmoid_scalar(zk(0) + p[j] * c0[j]),
