@@ -285,9 +285,7 @@ impl<T: Real> StepProduct<T> {
         }
         let w: Vec<T> = (0..depth * 4 * units).map(step_value).collect();
         let shares: Vec<_> = std::iter::once(0..units).collect();
-        let packed = PackedRecurrent::layout(depth, units, &shares);
-        // SAFETY: one thread fills every panel before any product.
-        unsafe { packed.pack(0..packed.panel_count(), &w, 4 * units) };
+        let packed = PackedRecurrent::new(&w, 4 * units, depth, units, &shares);
         Some(StepProduct {
             packed,
             rows,

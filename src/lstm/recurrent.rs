@@ -108,7 +108,6 @@ impl<T: Element> PackedRecurrent<T> {
     }
 
     /// Lay out and fill every panel on this thread (see [`layout`](Self::layout)).
-    #[cfg(test)]
     pub(crate) fn new(
         w_h: &[T],
         w_rs: usize,
