@@ -1,0 +1,187 @@
+//! Bounded reads of regular files.
+//!
+//! Everything the tool reads from a user goes through here: a file is
+//! opened without blocking (a FIFO or a device in place of a file must not
+//! hang the process), checked to be a regular file on the open descriptor
+//! (so it cannot be swapped between a check and the read), and refused
+//! before reading when it is larger than the limit for its kind. The read
+//! itself stops at the limit, so a file that grows while it is read cannot
+//! exhaust memory either.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::path::Path;
+
+/// The largest JSON file read (`case.json`, `index.json`, `step.json`,
+/// `outputs.json`, reports, expected-failure lists): 16 MiB. The committed
+/// ones are under 64 KiB; reports of the whole suite are about 10 MiB.
+pub const MAX_JSON_BYTES: u64 = 16 << 20;
+
+/// The most of an `error.txt` that is read (and shown trimmed): 64 KiB.
+pub const MAX_MESSAGE_BYTES: u64 = 64 << 10;
+
+/// Why a file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Opening or reading failed.
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    /// Not a regular file (a folder, a FIFO, a device, a socket).
+    #[error("not a regular file ({0})")]
+    NotRegular(&'static str),
+    /// Larger than the limit for its kind.
+    #[error("file is {size} bytes, more than the {limit} bytes allowed for {what}")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+        /// What kind of file it is.
+        what: &'static str,
+    },
+}
+
+/// What a file that is not regular is, for messages.
+pub fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "not a file"
+    }
+}
+
+/// Open `path` for reading if it is a regular file, without blocking on a
+/// FIFO or a device. Symbolic links are followed (callers that must not
+/// follow them check first).
+///
+/// # Errors
+/// [`ReadError::NotRegular`] or the I/O error.
+pub fn open_regular(path: &Path) -> Result<File, ReadError> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular(kind_of(&meta)));
+    }
+    Ok(file)
+}
+
+/// The bytes of the regular file `path`, refused when larger than `limit`.
+///
+/// # Errors
+/// A [`ReadError`]; nothing larger than `limit` is ever read into memory.
+pub fn read_limited(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, ReadError> {
+    let file = open_regular(path)?;
+    let size = file.metadata()?.len();
+    if size > limit {
+        return Err(ReadError::TooLarge { size, limit, what });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadError::TooLarge {
+            size: bytes.len() as u64,
+            limit,
+            what,
+        });
+    }
+    Ok(bytes)
+}
+
+/// A JSON file as text: at most [`MAX_JSON_BYTES`], UTF-8.
+///
+/// # Errors
+/// A [`ReadError`], or [`ReadError::Io`] with `InvalidData` for bytes that
+/// are not UTF-8.
+pub fn read_json_text(path: &Path) -> Result<String, ReadError> {
+    let bytes = read_limited(path, MAX_JSON_BYTES, "a JSON file")?;
+    String::from_utf8(bytes).map_err(|e| {
+        ReadError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text: {e}"),
+        ))
+    })
+}
+
+/// The start of a message file (`error.txt`): at most `limit` bytes, any
+/// bytes that are not UTF-8 shown as U+FFFD, trimmed; the flag says whether
+/// the file was longer.
+///
+/// # Errors
+/// A [`ReadError`] when it is not a regular file or cannot be read.
+pub fn read_message(path: &Path, limit: u64) -> Result<(String, bool), ReadError> {
+    let file = open_regular(path)?;
+    let size = file.metadata()?.len();
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    Ok((text, size > limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_and_large_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            read_limited(dir.path(), 10, "x"),
+            Err(ReadError::NotRegular("a folder"))
+        ));
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"0123456789ab").unwrap();
+        assert!(matches!(
+            read_limited(&f, 10, "x"),
+            Err(ReadError::TooLarge { size: 12, .. })
+        ));
+        assert_eq!(read_limited(&f, 12, "x").unwrap(), b"0123456789ab");
+        let (text, more) = read_message(&f, 4).unwrap();
+        assert_eq!((text.as_str(), more), ("0123", true));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("p");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(
+            read_limited(&fifo, 10, "x"),
+            Err(ReadError::NotRegular("a FIFO"))
+        ));
+        assert!(matches!(
+            read_limited(Path::new("/dev/zero"), 10, "x"),
+            Err(ReadError::NotRegular("a character device"))
+        ));
+    }
+}
