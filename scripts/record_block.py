@@ -466,6 +466,12 @@ def grid_cases(count=GRID_COUNT):
         if bites:
             scale, input_range = scale * 2.0, 3.0
         name = "-".join([f"grid-{number:03d}"] + tags)
+        if steps == 0:
+            # A block op over 0 time steps has only empty outputs: such a
+            # case would compare nothing, and a comparison of nothing is not
+            # a pass. The draws above still happen, so every other grid case
+            # keeps its number, sizes and values.
+            continue
         for attempt in range(GRID_ATTEMPTS):
             value_seed = seed + 1000 * attempt
             notes = (f"Grid case {number}: options and sizes drawn with numpy default_rng(({seed}, 1)); "
@@ -501,7 +507,6 @@ def grid_coverage(cases):
         bump("op " + case["op"])
         for tag in g["tags"]:
             bump(tag)
-        bump("time 0", int(g["steps"] == 0 and case["op"] != "LSTMBlockCell"))
         bump("seq_len_max 0", int(g["seq_len_max"] == 0))
         bump("time >= 30", int(g["steps"] >= 30))
         bump("batch >= 12", int(g["batch"] >= 12))
@@ -509,7 +514,7 @@ def grid_coverage(cases):
         bump("units >= 40", int(g["units"] >= 40))
     minimums = {"op LSTMBlockCell": 15, "op BlockLSTM": 15, "op BlockLSTMV2": 15, "clipdef": 10, "clipm1": 4,
                 "clip0": 3, "clip": 8, "clipwide": 4, "peep": 15, "init": 15, "slm": 8, "fb0": 2, "fb05": 2,
-                "fb25": 2, "fbm1": 2, "time 0": 1, "time >= 30": 2, "batch >= 12": 2, "input >= 40": 1,
+                "fb25": 2, "fbm1": 2, "time >= 30": 2, "batch >= 12": 2, "input >= 40": 1,
                 "units >= 40": 1}
     short = {k: (counts.get(k, 0), v) for k, v in minimums.items() if counts.get(k, 0) < v}
     if short:

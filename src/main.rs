@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lstm_parity::bench::{self, Repeats, Shape};
@@ -15,6 +17,7 @@ use lstm_parity::conformance::gate::{self, CheckOptions, ExportOptions};
 use lstm_parity::conformance::report::{self, Report};
 use lstm_parity::conformance::{self, junit, Dtype, Filter, ModelFilter, Tolerance};
 use lstm_parity::dialect::layout::{ForgetBias, Layout};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 #[derive(Parser)]
 #[command(
@@ -42,7 +45,7 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
-        /// Also write the report to FILE (JUnit for *.xml, JSON for *.json, else the table).
+        /// Also write the report to FILE (JUnit for *.xml, JSON for *.json, else the table; - for standard output). Only a regular file, never one of the command's inputs.
         #[arg(long)]
         report: Option<PathBuf>,
         /// Cases expected to fail, with reasons (TOML or JSON).
@@ -98,7 +101,7 @@ enum Command {
         /// The target layout: canonical, tf1, keras, block, block-v2, onnx, onnx-layout1, torch, cudnn.
         #[arg(long)]
         layout: Layout,
-        /// The export folder (created; an earlier export in it is replaced).
+        /// The export folder: new, empty, or an earlier export, which is replaced whole once the new one is complete.
         #[arg(long)]
         out: PathBuf,
         /// Case id filters, as for `run`.
@@ -112,9 +115,6 @@ enum Command {
         /// forget_bias as a separate option (kept; layouts that have one) or added into the bias (folded).
         #[arg(long)]
         forget_bias: Option<ForgetBias>,
-        /// Write into a non-empty folder that is not an export.
-        #[arg(long)]
-        force: bool,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -138,7 +138,7 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
-        /// Also write the report to FILE (JUnit for *.xml, JSON for *.json, else the table).
+        /// Also write the report to FILE (JUnit for *.xml, JSON for *.json, else the table; - for standard output). Only a regular file, never one of the command's inputs.
         #[arg(long)]
         report: Option<PathBuf>,
     },
@@ -271,19 +271,15 @@ fn main() -> ExitCode {
             reference,
             dtype,
             forget_bias,
-            force,
             model,
         } => export(
             reference_root(reference),
             &filter,
             &model,
             &out,
-            &ExportOptions {
-                layout,
-                dtype: dtype.dtype(),
-                forget_bias,
-                force,
-            },
+            layout,
+            dtype.dtype(),
+            forget_bias,
         ),
         Command::Check {
             outputs,
@@ -406,8 +402,15 @@ fn render(report: &Report, format: Format, name: &str) -> String {
     }
 }
 
-/// Print the report, write it to `file` if asked, and return the exit code.
-fn finish(report: &Report, format: Format, file: Option<&Path>, name: &str) -> u8 {
+/// Print the report, write it to `file` if asked (never over one of the
+/// command's inputs), and return the exit code.
+fn finish(
+    report: &Report,
+    format: Format,
+    file: Option<&Path>,
+    name: &str,
+    inputs: (&[&Path], &[&Path]),
+) -> u8 {
     print!("{}", render(report, format, name));
     if let Some(path) = file {
         let as_format = match path.extension().and_then(|e| e.to_str()) {
@@ -415,10 +418,9 @@ fn finish(report: &Report, format: Format, file: Option<&Path>, name: &str) -> u
             Some("json") => Format::Json,
             _ => Format::Table,
         };
-        if let Err(e) =
-            conformance::npy::write_atomic(path, render(report, as_format, name).as_bytes())
-        {
-            eprintln!("error: {}: cannot write the report: {e}", path.display());
+        let text = render(report, as_format, name);
+        if let Err(e) = conformance::fsio::write_report(path, text.as_bytes(), inputs.0, inputs.1) {
+            eprintln!("error: {e}");
             return 2;
         }
     }
@@ -439,6 +441,7 @@ fn run(
     expectations: Option<&Path>,
     dtype: Option<DtypeArg>,
 ) -> u8 {
+    let expectations_path = expectations;
     let expectations = match load_expectations(expectations) {
         Ok(e) => e,
         Err(code) => return code,
@@ -463,7 +466,14 @@ fn run(
     if let Some(list) = &expectations {
         report.expectation_errors = list.apply(&mut report.runs, None, &[]);
     }
-    finish(&report, format, report_file, "lstm-parity run")
+    let files: Vec<&Path> = expectations_path.into_iter().collect();
+    finish(
+        &report,
+        format,
+        report_file,
+        "lstm-parity run",
+        (&files, &[root.as_path()]),
+    )
 }
 
 fn list(root: PathBuf, filter: &[String], model: &ModelArgs) -> u8 {
@@ -502,7 +512,9 @@ fn export(
     filter: &[String],
     model: &ModelArgs,
     out: &Path,
-    options: &ExportOptions,
+    layout: Layout,
+    dtype: Dtype,
+    forget_bias: Option<ForgetBias>,
 ) -> u8 {
     let selection = match select(&root, filter, model) {
         Ok(s) => s,
@@ -522,7 +534,20 @@ fn export(
         eprintln!("error: no case in {} matches {:?}", root.display(), filter);
         return 2;
     }
-    let index = match gate::export(&root, &selection.cases, out, options) {
+    // A signal stops the export between two files and leaves the folder
+    // as it was; a second one ends the process at once.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, interrupted.clone());
+        let _ = signal_hook::flag::register(signal, interrupted.clone());
+    }
+    let options = ExportOptions {
+        layout,
+        dtype,
+        forget_bias,
+        interrupt: Some(&interrupted),
+    };
+    let index = match gate::export(&root, &selection.cases, out, &options) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error: {e}");
@@ -563,6 +588,7 @@ fn check(
     format: Format,
     report_file: Option<&Path>,
 ) -> u8 {
+    let expectations_path = expectations;
     let expectations = match load_expectations(expectations) {
         Ok(e) => e,
         Err(code) => return code,
@@ -604,7 +630,9 @@ fn check(
                         g.implementation, g.layout, g.dtype
                     )
                 });
-            finish(&report, format, report_file, &name)
+            let files: Vec<&Path> = expectations_path.into_iter().collect();
+            let dirs = [outputs, export.as_path(), reference];
+            finish(&report, format, report_file, &name, (&files, &dirs))
         }
         Err(e) => {
             eprintln!("error: {e}");

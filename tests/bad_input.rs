@@ -97,10 +97,27 @@ fn wrong_dtype_is_refused() {
         .find(|p| p.to_string_lossy().contains("kernel"))
         .unwrap();
     let shape = npy::read(&v).unwrap().shape().to_vec();
+    let name = v.file_name().unwrap().to_string_lossy().into_owned();
     npy::write(&v, &Tensor::I32(ArrayD::zeros(IxDyn(&shape)))).unwrap();
     let e = load(&dir).unwrap_err();
+    assert_eq!(e.file.as_deref(), Some(name.as_str()), "{e}");
     assert!(
-        e.to_string().contains("expected dtype float32, got int32"),
+        e.to_string()
+            .contains(&format!("{name}: dtype int32 where float32 or float64 is required")),
+        "{e}"
+    );
+    // An int64 file is named as int64 (it is read as int32 where it fits).
+    let mut bytes = fs::read(&v).unwrap();
+    let at = bytes.windows(3).position(|w| w == b"<i4").unwrap();
+    bytes[at..at + 3].copy_from_slice(b"<i8");
+    let data_start = bytes.len() - shape.iter().product::<usize>() * 4;
+    let mut wide = bytes[..data_start].to_vec();
+    wide.extend(std::iter::repeat_n(0u8, shape.iter().product::<usize>() * 8));
+    fs::write(&v, wide).unwrap();
+    let e = load(&dir).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("{name}: dtype int64 where float32 or float64 is required")),
         "{e}"
     );
 }

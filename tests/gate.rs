@@ -109,7 +109,7 @@ fn export_in(
             layout,
             dtype,
             forget_bias,
-            force: false,
+            interrupt: None,
         },
     )
     .unwrap()
@@ -284,11 +284,20 @@ fn outputs_that_need_traces_are_not_compared_without_them() {
     assert!(run.passed());
     let compared: Vec<&str> = run.comparisons.iter().map(|c| c.output.as_str()).collect();
     assert_eq!(compared, vec!["ci", "h", "trace/0/h"]);
-    assert_eq!(
-        run.not_compared,
-        vec!["co", "cs", "f", "i", "o", "trace/0/c"]
-    );
-    let all: Vec<String> = cases[0].expected.keys().cloned().collect();
+    let not_compared: Vec<&str> = run.not_compared.iter().map(|n| n.output.as_str()).collect();
+    assert_eq!(not_compared, vec!["co", "cs", "f", "i", "o", "trace/0/c"]);
+    assert!(run
+        .not_compared
+        .iter()
+        .all(|n| n.reason == conformance::NEEDS_TRACES));
+    let all: Vec<conformance::NotCompared> = cases[0]
+        .expected
+        .keys()
+        .map(|k| conformance::NotCompared {
+            output: k.clone(),
+            reason: "test".into(),
+        })
+        .collect();
     let none = lstm_parity::conformance::check_outputs_except::<f32>(
         &cases[0],
         &Default::default(),
@@ -640,18 +649,6 @@ fn bad_outputs_are_errors_naming_case_and_file() {
             "c_n.0.npy: dtype float64 where float32 is required",
         ),
         (
-            "NaN",
-            |d| {
-                let p = d.join("y.npy");
-                let Tensor::F32(mut a) = lstm_parity::conformance::npy::read(&p).unwrap() else {
-                    panic!()
-                };
-                a[[1, 0, 2]] = f32::NAN;
-                lstm_parity::conformance::npy::write(&p, &Tensor::F32(a)).unwrap();
-            },
-            "y.npy: NaN at index [1, 0, 2]",
-        ),
-        (
             "extra file",
             |d| fs::write(d.join("h_n.1.npy"), b"").unwrap(),
             "h_n.1.npy: unexpected file",
@@ -675,13 +672,34 @@ fn bad_outputs_are_errors_naming_case_and_file() {
 fn an_implementation_that_cannot_run_a_step_fails_it_with_its_message() {
     let (_tmp, ex, out) = rand001_onnx_outputs();
     let d = out.join("tf1/rand-001-basic-dyn/main");
+    // Beside outputs, error.txt is stale: an error naming both.
     fs::write(d.join("error.txt"), "layout 1 is not supported\n").unwrap();
+    let r = check(&ex, &out, None).unwrap();
+    assert_eq!(r.exit_code(), 2);
+    assert!(
+        r.errors[0].message.contains("error.txt: written beside the output"),
+        "{:?}",
+        r.errors
+    );
+    for e in fs::read_dir(&d).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "npy") {
+            fs::remove_file(p).unwrap();
+        }
+    }
     let r = check(&ex, &out, None).unwrap();
     assert_eq!(r.exit_code(), 1);
     assert_eq!(
         r.runs[0].error.as_deref(),
         Some("the implementation could not run it: layout 1 is not supported")
     );
+    // Not UTF-8, and long: shown lossily and trimmed, never empty.
+    let mut long = b"\xff\xfe bad bytes ".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 100_000));
+    fs::write(d.join("error.txt"), long).unwrap();
+    let r = check(&ex, &out, None).unwrap();
+    let e = r.runs[0].error.as_deref().unwrap();
+    assert!(e.contains("\u{fffd}\u{fffd} bad bytes") && e.contains("bytes shown]") && e.len() < 70_000, "{}", &e[..80]);
 }
 
 #[test]
@@ -695,12 +713,14 @@ fn outputs_or_exports_of_another_suite_version_are_refused() {
     let info = out.join("outputs.json");
     let original = fs::read_to_string(&info).unwrap();
     let fp = gate::read_index(&ex).unwrap().suite_fingerprint;
-    fs::write(&info, original.replace(&fp, "fnv1a64:0000000000000000")).unwrap();
+    let other = format!("sha256:{}", "0".repeat(64));
+    fs::write(&info, original.replace(&fp, &other)).unwrap();
     let o = lstm_parity(&["check", "--outputs", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o)
-            .contains("written for suite fingerprint fnv1a64:0000000000000000, but the export in"),
+        text(&o).contains(&format!(
+            "written for suite fingerprint {other}, but the export in"
+        )),
         "{}",
         text(&o)
     );
@@ -723,7 +743,8 @@ fn outputs_or_exports_of_another_suite_version_are_refused() {
     .unwrap();
     let e = check_in(&root, &ex, &out, None).unwrap_err().to_string();
     assert!(
-        e.contains("exported from suite fingerprint") && e.contains("export again"),
+        e.contains("the reference file tf1/rand-001-basic-dyn/case.json changed since the export")
+            && e.contains("export again"),
         "{e}"
     );
     fs::remove_dir_all(&case_dir).unwrap();
@@ -731,7 +752,7 @@ fn outputs_or_exports_of_another_suite_version_are_refused() {
     fs::write(root.join("tf1/other/case.json"), m).unwrap();
     let e = check_in(&root, &ex, &out, None).unwrap_err().to_string();
     assert!(
-        e.contains("case tf1/rand-001-basic-dyn is not there"),
+        e.contains("case tf1/rand-001-basic-dyn is not in the reference folder"),
         "{e}"
     );
 }
@@ -753,23 +774,13 @@ fn export_refuses_foreign_folders_and_bad_options() {
     assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o).contains(
-            "not empty and not an lstm-parity export; refusing to write into it (use --force)"
-        ),
+            "holds \"notes.txt\", which its index.json does not list; refusing to replace it"
+        ) || text(&o).contains("not empty, and index.json is not an export index"),
         "{}",
         text(&o)
     );
-    let o = lstm_parity(&[
-        "export",
-        "--layout",
-        "onnx",
-        "--out",
-        dir.to_str().unwrap(),
-        "rand-001",
-        "--force",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine");
-    // Its own export is replaced without --force, and stale cases go.
+    // Its own export is replaced, and stale cases go.
     let own = tmp.path().join("own");
     let o = lstm_parity(&[
         "export",
@@ -880,7 +891,7 @@ fn committed_gate_reports_match_the_suite_and_the_expectations() {
         .into_iter()
         .map(|c| c.id)
         .collect();
-    let fingerprint = gate::suite_fingerprint(&root, &ids).unwrap();
+    let all = cases(&["*"]);
     let mut reports: Vec<PathBuf> = fs::read_dir(gates.join("results"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -904,6 +915,17 @@ fn committed_gate_reports_match_the_suite_and_the_expectations() {
         let (implementation, layout) = name.split_once('.').unwrap();
         let report: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+        let fingerprint = gate::plan(
+            &all,
+            &ExportOptions {
+                layout: layout.parse().unwrap(),
+                dtype: report["gate"]["dtype"].as_str().unwrap().parse().unwrap(),
+                forget_bias: Some(report["gate"]["forget_bias"].as_str().unwrap().parse().unwrap()),
+                interrupt: None,
+            },
+        )
+        .unwrap()
+        .suite_fingerprint;
         assert_eq!(
             report["gate"]["suite_fingerprint"], fingerprint,
             "{name}: made on another version of reference/: run scripts/gates/run {implementation} --update"

@@ -28,13 +28,13 @@ def load_json(path):
 
 def read_export(argv, layouts):
     """`SCRIPT EXPORT_DIR OUT_DIR`: the two folders and the export's index,
-    which must be a version-1 export in one of `layouts`."""
+    which must be a version-2 export in one of `layouts`."""
     if len(argv) != 3:
         fail(f"usage: {os.path.basename(argv[0])} EXPORT_DIR OUT_DIR")
     export_dir, out_dir = argv[1], argv[2]
     index = load_json(os.path.join(export_dir, "index.json"))
-    if index.get("format") != "lstm-parity-gate-export" or index.get("version") != 1:
-        fail(f"{export_dir}/index.json: not an lstm-parity gate export (version 1)")
+    if index.get("format") != "lstm-parity-gate-export" or index.get("version") != 2:
+        fail(f"{export_dir}/index.json: not an lstm-parity gate export (version 2; export again with this build)")
     if index["layout"] not in layouts:
         fail(f"{export_dir}: layout {index['layout']!r}; this adapter reads the {' and '.join(layouts)} layout(s)")
     return export_dir, out_dir, index

@@ -8,7 +8,8 @@ use std::path::{Component, Path, PathBuf};
 
 use ndarray::{ArrayD, Dimension};
 
-use super::manifest::{ArrayRef, Manifest, FORMAT_VERSION};
+use super::fsio::{self, ReadError};
+use super::manifest::{Manifest, FORMAT_VERSION};
 use super::npy::{self, NpyError};
 use super::tolerance::Tolerance;
 use crate::dialect::{DialectError, Model};
@@ -35,7 +36,16 @@ pub struct Case {
     pub expected: BTreeMap<String, ExpectedOutput>,
     /// Numbers the seed notebook printed, by output name.
     pub printed: BTreeMap<String, ArrayD<f64>>,
+    /// Every file the case was loaded from (`case.json` and each array,
+    /// relative to the case folder), with the SHA-256 of the bytes as they
+    /// were read: what a gate export vouches for.
+    pub files: BTreeMap<String, String>,
 }
+
+/// The most bytes the arrays of one case may declare together (by their
+/// shapes in `case.json`, at 8 bytes an element): 1 GiB. Each file is
+/// refused before reading when it is larger than its declared shape needs.
+pub const MAX_CASE_BYTES: u64 = 1 << 30;
 
 /// One output's expected values.
 #[derive(Clone, Debug)]
@@ -73,6 +83,15 @@ pub enum CaseErrorKind {
     /// `case.json` cannot be read.
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
+    /// A file that is not a regular file, or too large.
+    #[error("{0}")]
+    Read(#[from] ReadError),
+    /// The arrays declare more data than a case may hold.
+    #[error("the arrays declare {0} bytes together, more than the {MAX_CASE_BYTES} a case may hold")]
+    TooLarge(u64),
+    /// A variable in `case.json` that the model never reads.
+    #[error("variable {0:?} is listed but the model does not use it (a misnamed variable would be silently ignored)")]
+    UnusedVariable(String),
     /// `case.json` is not valid JSON or not the format.
     #[error("invalid case.json: {0}")]
     Json(String),
@@ -101,10 +120,11 @@ pub enum CaseErrorKind {
     DType {
         /// Required.
         expected: &'static str,
-        /// Found.
+        /// Found: the file's own dtype.
         got: &'static str,
     },
-    /// NaN or inf where only finite values make sense (weights, inputs).
+    /// NaN or inf where only finite values make sense (weights, inputs,
+    /// expectations).
     #[error("non-finite value {value} at index {index:?}")]
     NonFinite {
         /// The value.
@@ -135,8 +155,22 @@ impl Case {
             file: file.map(str::to_string),
             kind,
         };
-        let text = std::fs::read_to_string(dir.join("case.json"))
-            .map_err(|e| err(Some("case.json"), e.into()))?;
+        let manifest_bytes = fsio::read_limited(
+            &dir.join("case.json"),
+            fsio::MAX_JSON_BYTES,
+            "a case.json",
+        )
+        .map_err(|e| err(Some("case.json"), e.into()))?;
+        let mut files = BTreeMap::new();
+        files.insert("case.json".to_string(), fsio::sha256(&manifest_bytes));
+        let text = String::from_utf8(manifest_bytes).map_err(|e| {
+            err(
+                Some("case.json"),
+                CaseErrorKind::Json(format!("not UTF-8 text: {e}")),
+            )
+        })?;
+        super::json::check_no_duplicate_keys(&text)
+            .map_err(|e| err(Some("case.json"), CaseErrorKind::Json(e)))?;
         // Check the version first, so a newer file says so rather than
         // failing on a field this build does not know.
         let raw: serde_json::Value = serde_json::from_str(&text)
@@ -169,34 +203,50 @@ impl Case {
             .tolerance
             .parse()
             .map_err(|e: String| err(Some("case.json"), CaseErrorKind::Tolerance(e)))?;
+        let declared = declared_bytes(&manifest)
+            .filter(|&b| b <= MAX_CASE_BYTES)
+            .ok_or_else(|| {
+                err(
+                    Some("case.json"),
+                    CaseErrorKind::TooLarge(declared_bytes(&manifest).unwrap_or(u64::MAX)),
+                )
+            })?;
+        debug_assert!(declared <= MAX_CASE_BYTES);
 
-        let load = |r: &ArrayRef| -> Result<Tensor, CaseError> {
-            load_array(dir, &r.file, &r.shape).map_err(|k| err(Some(&r.file), k))
-        };
+        // Every array with its file's own dtype; each file read once.
+        let mut dtypes: BTreeMap<String, &'static str> = BTreeMap::new();
+        let mut load =
+            |file: &str, shape: &[usize]| -> Result<(Tensor, &'static str), CaseError> {
+                let (t, dtype, hash) =
+                    load_array(dir, file, shape).map_err(|k| err(Some(file), k))?;
+                files.insert(file.to_string(), hash);
+                dtypes.insert(file.to_string(), dtype);
+                Ok((t, dtype))
+            };
         let mut variables = BTreeMap::new();
         for (name, r) in &manifest.variables {
-            let t = load(r)?;
+            let (t, _) = load(&r.file, &r.shape)?;
             check_finite(&t).map_err(|k| err(Some(&r.file), k))?;
             variables.insert(name.clone(), t);
         }
         let mut inputs = BTreeMap::new();
         for (name, r) in &manifest.inputs {
-            let t = load(r)?;
+            let (t, _) = load(&r.file, &r.shape)?;
             check_finite(&t).map_err(|k| err(Some(&r.file), k))?;
             inputs.insert(name.clone(), t);
         }
         let mut expected = BTreeMap::new();
         for (name, e) in &manifest.expected {
-            let float32 = match load_array(dir, &e.float32, &e.shape)
-                .map_err(|k| err(Some(&e.float32), k))?
-            {
+            let (t, got) = load(&e.float32, &e.shape)?;
+            check_finite(&t).map_err(|k| err(Some(&e.float32), k))?;
+            let float32 = match t {
                 Tensor::F32(a) => a,
-                other => {
+                _ => {
                     return Err(err(
                         Some(&e.float32),
                         CaseErrorKind::DType {
                             expected: "float32",
-                            got: other.dtype(),
+                            got,
                         },
                     ))
                 }
@@ -204,14 +254,16 @@ impl Case {
             let float64 = match &e.float64 {
                 None => None,
                 Some(file) => {
-                    match load_array(dir, file, &e.shape).map_err(|k| err(Some(file), k))? {
+                    let (t, got) = load(file, &e.shape)?;
+                    check_finite(&t).map_err(|k| err(Some(file), k))?;
+                    match t {
                         Tensor::F64(a) => Some(a),
-                        other => {
+                        _ => {
                             return Err(err(
                                 Some(file),
                                 CaseErrorKind::DType {
                                     expected: "float64",
-                                    got: other.dtype(),
+                                    got,
                                 },
                             ))
                         }
@@ -222,24 +274,59 @@ impl Case {
         }
         let mut printed = BTreeMap::new();
         for (name, p) in manifest.notebook_printed.iter().flatten() {
-            let t = load_array(dir, &p.file, &p.shape).map_err(|k| err(Some(&p.file), k))?;
+            let (t, got) = load(&p.file, &p.shape)?;
             let values = t.as_f64().ok_or_else(|| {
                 err(
                     Some(&p.file),
                     CaseErrorKind::DType {
                         expected: "float64",
-                        got: t.dtype(),
+                        got,
                     },
                 )
             })?;
             printed.insert(name.clone(), values);
         }
+        // Weights are floats whatever the dialect: say so with the file's
+        // own dtype, naming the file.
+        for r in manifest.variables.values() {
+            if !matches!(dtypes[&r.file], "float32" | "float64") {
+                return Err(err(
+                    Some(&r.file),
+                    CaseErrorKind::DType {
+                        expected: "float32 or float64",
+                        got: dtypes[&r.file],
+                    },
+                ));
+            }
+        }
 
         // Dry run of the dialect: it must accept the variables and inputs
         // and produce every expected output with the expected shape.
-        let produced = model
-            .run::<f64>(&variables, &inputs)
-            .map_err(|e| err(Some("case.json"), e.into()))?;
+        let (produced, used) =
+            crate::dialect::track_variable_use(|| model.run::<f64>(&variables, &inputs));
+        let produced = produced.map_err(|e| {
+            // A dtype the model refuses: name the array's file and its own dtype.
+            if let DialectError::DType { what, expected, .. } = &e {
+                let file = manifest
+                    .inputs
+                    .get(what)
+                    .or_else(|| manifest.variables.get(what))
+                    .map(|r| r.file.clone());
+                if let Some(file) = file {
+                    let got = dtypes.get(&file).copied().unwrap_or("unknown");
+                    return err(Some(&file), CaseErrorKind::DType { expected, got });
+                }
+            }
+            err(Some("case.json"), e.into())
+        })?;
+        for (name, r) in &manifest.variables {
+            if !used.contains(name) {
+                return Err(err(
+                    Some(&r.file),
+                    CaseErrorKind::UnusedVariable(name.clone()),
+                ));
+            }
+        }
         for (name, e) in &manifest.expected {
             let Some(out) = produced.get(name) else {
                 let names: Vec<&str> = produced.keys().map(String::as_str).collect();
@@ -270,8 +357,30 @@ impl Case {
             inputs,
             expected,
             printed,
+            files,
         })
     }
+}
+
+/// The bytes the arrays of `manifest` declare (8 per element), `None` on
+/// overflow.
+fn declared_bytes(m: &Manifest) -> Option<u64> {
+    let mut shapes: Vec<&[usize]> = Vec::new();
+    shapes.extend(m.variables.values().map(|r| r.shape.as_slice()));
+    shapes.extend(m.inputs.values().map(|r| r.shape.as_slice()));
+    for e in m.expected.values() {
+        shapes.push(&e.shape);
+        if e.float64.is_some() {
+            shapes.push(&e.shape);
+        }
+    }
+    shapes.extend(m.notebook_printed.iter().flatten().map(|(_, p)| p.shape.as_slice()));
+    shapes.iter().try_fold(0u64, |acc, shape| {
+        let n = shape
+            .iter()
+            .try_fold(8u64, |a, &d| a.checked_mul(d as u64))?;
+        acc.checked_add(n)
+    })
 }
 
 /// Resolve `file` inside `dir`, refusing anything that leaves it.
@@ -295,16 +404,30 @@ pub fn resolve(dir: &Path, file: &str) -> Result<PathBuf, CaseErrorKind> {
     Ok(path)
 }
 
-fn load_array(dir: &Path, file: &str, shape: &[usize]) -> Result<Tensor, CaseErrorKind> {
+/// Read one array: inside the folder, a regular file no larger than its
+/// declared shape needs, of that shape. Returns the tensor, the file's own
+/// dtype and the SHA-256 of its bytes.
+fn load_array(
+    dir: &Path,
+    file: &str,
+    shape: &[usize],
+) -> Result<(Tensor, &'static str, String), CaseErrorKind> {
     let path = resolve(dir, file)?;
-    let t = npy::read(&path)?;
+    let limit = shape
+        .iter()
+        .try_fold(8u64, |a, &d| a.checked_mul(d as u64))
+        .and_then(|b| b.checked_add(fsio::MAX_NPY_HEADER_BYTES))
+        .map_or(npy::MAX_FILE_BYTES, |b| b.min(npy::MAX_FILE_BYTES));
+    let bytes = fsio::read_limited(&path, limit, "an array of the shape case.json declares")?;
+    let hash = fsio::sha256(&bytes);
+    let (t, dtype) = npy::parse_with_dtype(&bytes)?;
     if t.shape() != shape {
         return Err(CaseErrorKind::Shape {
             expected: shape.to_vec(),
             got: t.shape().to_vec(),
         });
     }
-    Ok(t)
+    Ok((t, dtype, hash))
 }
 
 fn check_finite(t: &Tensor) -> Result<(), CaseErrorKind> {

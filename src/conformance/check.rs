@@ -71,6 +71,21 @@ pub struct Divergence {
     pub expected: f64,
 }
 
+/// An expected output left out of the comparison, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotCompared {
+    /// The output's native name.
+    pub output: String,
+    /// Why it was not compared.
+    pub reason: String,
+}
+
+/// The reason given for outputs computed from per-step states (trace
+/// files) that the implementation did not write: the gate's contract
+/// makes traces optional.
+pub const NEEDS_TRACES: &str =
+    "computed from per-step states (optional trace files) the implementation did not write";
+
 /// The verdict on one case in one dtype.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CaseRun {
@@ -88,10 +103,11 @@ pub struct CaseRun {
     pub divergence: Option<Divergence>,
     /// Set when the case could not be run at all.
     pub error: Option<String>,
-    /// Expected outputs not compared: they are computed from per-step
-    /// states the implementation did not write.
+    /// Expected outputs not compared, each with the reason (today only
+    /// one: it is computed from optional per-step states the
+    /// implementation did not write).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub not_compared: Vec<String>,
+    pub not_compared: Vec<NotCompared>,
     /// Why it failed, as far as can be told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnosis: Option<Diagnosis>,
@@ -150,20 +166,21 @@ pub fn check_outputs<T: Real>(
 }
 
 /// [`check_outputs`], leaving the expected outputs named in `not_compared`
-/// aside (they are listed in [`CaseRun::not_compared`]). When nothing is
-/// left to compare the run fails with an error saying so.
+/// aside (they are listed in [`CaseRun::not_compared`]). A run that
+/// compares no element at all (nothing left, or only empty outputs) fails
+/// with an error saying so: a comparison of nothing is not a pass.
 pub fn check_outputs_except<T: Real>(
     case: &Case,
     outputs: &Outputs<T>,
     dtype: Dtype,
     tolerance: Option<&Tolerance>,
-    not_compared: &[String],
+    not_compared: &[NotCompared],
 ) -> CaseRun {
     let tolerance = tolerance.unwrap_or(&case.tolerance);
     let mut comparisons = Vec::new();
     let mut missing = Vec::new();
     for (name, expected) in &case.expected {
-        if not_compared.contains(name) {
+        if not_compared.iter().any(|n| &n.output == name) {
             continue;
         }
         match outputs.get(name) {
@@ -189,12 +206,24 @@ pub fn check_outputs_except<T: Real>(
                 expected: e.expected,
             }
         });
+    let compared_elements: usize = comparisons.iter().map(|c| c.count).sum();
     let error = if !missing.is_empty() {
         Some(format!("missing outputs: {}", missing.join(", ")))
     } else if comparisons.is_empty() && !not_compared.is_empty() {
+        let names: Vec<&str> = not_compared.iter().map(|n| n.output.as_str()).collect();
         Some(format!(
-            "nothing to compare: every expected output ({}) is computed from per-step states (traces) the implementation did not write",
-            not_compared.join(", ")
+            "nothing to compare: no expected output is left to compare ({} not compared: {})",
+            names.join(", "),
+            not_compared[0].reason
+        ))
+    } else if compared_elements == 0 {
+        Some(format!(
+            "nothing to compare: every compared output ({}) has 0 elements, and a comparison of nothing is not a pass",
+            comparisons
+                .iter()
+                .map(|c| c.output.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     } else {
         None
@@ -258,17 +287,29 @@ fn error_run(case: &Case, dtype: Dtype, tolerance: &Tolerance, error: String) ->
 
 /// Run a case with any [`Runner`] (an external implementation, or a test's
 /// deliberately wrong one) and check the results; a failure is diagnosed.
-///
-/// With [`DiagnoseOptions::nan_means_not_written`], expected outputs that
-/// come out holding NaN are not compared: the gate's output reader fills
-/// the per-step states it was not given with NaN (and refuses NaN in what
-/// it was given).
+/// Whatever the runner returns is judged: a NaN or an infinity in a result
+/// fails the case.
 pub fn check_runner<T: Real>(
     case: &Case,
     dtype: Dtype,
     tolerance: Option<&Tolerance>,
     runner: &mut dyn Runner<T>,
     options: DiagnoseOptions,
+) -> CaseRun {
+    check_runner_except(case, dtype, tolerance, runner, options, &[])
+}
+
+/// [`check_runner`], leaving the expected outputs in `not_compared` aside
+/// (the gate passes those that are computed from per-step states the
+/// implementation did not write: it finds them by running the case with two
+/// different fillings of the missing states and keeping what changes).
+pub fn check_runner_except<T: Real>(
+    case: &Case,
+    dtype: Dtype,
+    tolerance: Option<&Tolerance>,
+    runner: &mut dyn Runner<T>,
+    options: DiagnoseOptions,
+    not_compared: &[NotCompared],
 ) -> CaseRun {
     let level = tolerance.unwrap_or(&case.tolerance);
     let mut recording = Recording::new(runner);
@@ -279,18 +320,7 @@ pub fn check_runner<T: Real>(
         Ok(o) => o,
         Err(e) => return error_run(case, dtype, level, e.to_string()),
     };
-    let not_compared: Vec<String> = case
-        .expected
-        .keys()
-        .filter(|name| {
-            options.nan_means_not_written
-                && outputs
-                    .get(*name)
-                    .is_some_and(|a| a.iter().any(|v| v.is_nan()))
-        })
-        .cloned()
-        .collect();
-    let mut run = check_outputs_except(case, &outputs, dtype, tolerance, &not_compared);
+    let mut run = check_outputs_except(case, &outputs, dtype, tolerance, not_compared);
     if !run.passed() {
         let compared: Vec<String> = run.comparisons.iter().map(|c| c.output.clone()).collect();
         let d = diagnose::diagnose(case, &outputs, &recording.steps, &compared, level, options);

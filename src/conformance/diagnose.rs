@@ -135,9 +135,9 @@ pub struct DiagnoseOptions {
     /// The layout the implementation read, for naming gates in hints.
     pub layout: Option<Layout>,
     /// The runner fills the per-step states it was not given with NaN (the
-    /// gate's output reader does, and refuses NaN in what it was given):
-    /// expected outputs that come out holding NaN are then not compared.
-    /// Off for any other runner, where a NaN is a result to judge.
+    /// gate's output reader does): the diagnosis then skips states holding
+    /// NaN instead of reporting them as the implementation's. The verdict
+    /// never reads NaN this way (see `check::check_runner_except`).
     pub nan_means_not_written: bool,
 }
 

@@ -90,10 +90,12 @@ impl Expectations {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        // Bounded, regular files only; duplicate keys are refused in both
+        // formats (TOML refuses them by its grammar).
+        let text = super::fsio::read_json_text(path).map_err(|e| err(e.to_string()))?;
         let list: Expectations = match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => toml::from_str(&text).map_err(|e| err(e.to_string()))?,
-            Some("json") => serde_json::from_str(&text).map_err(|e| err(e.to_string()))?,
+            Some("json") => super::json::from_str_strict(&text).map_err(err)?,
             _ => return Err(err("the file name must end in .toml or .json".into())),
         };
         list.validate().map_err(err)?;

@@ -20,6 +20,23 @@ pub const MAX_JSON_BYTES: u64 = 16 << 20;
 /// The most of an `error.txt` that is read (and shown trimmed): 64 KiB.
 pub const MAX_MESSAGE_BYTES: u64 = 64 << 10;
 
+/// The most header bytes an `.npy` array may have beyond its data when its
+/// size is bounded by a declared shape (numpy writes 128 or so).
+pub const MAX_NPY_HEADER_BYTES: u64 = 64 << 10;
+
+/// `sha256:<hex>` of `bytes`: how the gate fingerprints every file it
+/// reads or writes.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(7 + 64);
+    s.push_str("sha256:");
+    for b in digest {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
 /// Why a file cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -143,6 +160,60 @@ pub fn read_message(path: &Path, limit: u64) -> Result<(String, bool), ReadError
     file.take(limit).read_to_end(&mut bytes)?;
     let text = String::from_utf8_lossy(&bytes).trim().to_string();
     Ok((text, size > limit))
+}
+
+/// Write a report to `path`: only to a regular file (a new one, or one
+/// replaced atomically), never over a symbolic link, a device or a FIFO,
+/// never over one of the command's `input_files`, and never inside one of
+/// its `input_dirs`. `-` is standard output.
+///
+/// # Errors
+/// A message saying why `path` is refused or cannot be written.
+pub fn write_report(
+    path: &Path,
+    bytes: &[u8],
+    input_files: &[&Path],
+    input_dirs: &[&Path],
+) -> Result<(), String> {
+    use std::io::Write as _;
+    if path.as_os_str() == "-" {
+        return std::io::stdout()
+            .write_all(bytes)
+            .map_err(|e| format!("standard output: {e}"));
+    }
+    let shown = path.display();
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(format!(
+                "{shown}: a symbolic link; refusing to replace it (name a regular file, or - for standard output)"
+            ))
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(format!(
+                "{shown}: {}, not a regular file; refusing to write the report there (use - for standard output)",
+                kind_of(&m)
+            ))
+        }
+        _ => {}
+    }
+    let target = super::replace::absolute(path).map_err(|e| format!("{shown}: {e}"))?;
+    for input in input_files {
+        if input.canonicalize().is_ok_and(|i| i == target) {
+            return Err(format!(
+                "{shown}: is {}, an input of this command; refusing to overwrite it",
+                input.display()
+            ));
+        }
+    }
+    for dir in input_dirs {
+        if dir.canonicalize().is_ok_and(|d| target.starts_with(d)) {
+            return Err(format!(
+                "{shown}: inside {}, an input folder of this command; refusing to write there",
+                dir.display()
+            ));
+        }
+    }
+    super::npy::write_atomic(path, bytes).map_err(|e| format!("{shown}: cannot write the report: {e}"))
 }
 
 #[cfg(test)]

@@ -29,26 +29,31 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ndarray::{Array2, Array3, ArrayD, Dimension, Ix2};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::case::Case;
-use super::check::{check_runner, CaseRun, Dtype, Recording};
+use super::check::{check_runner_except, CaseRun, Dtype, NotCompared, Recording, NEEDS_TRACES};
 use super::diagnose::DiagnoseOptions;
 use super::expectations::Expectations;
+use super::fsio;
 use super::npy;
+use super::replace::{self, LockError, TargetLock};
 use super::report::{GateInfo, Report, ReportError, Skipped};
 use super::suite::{discover, SuiteError};
 use super::tolerance::Tolerance;
 use crate::dialect::layout::{self, ForgetBias, Layout};
-use crate::dialect::{DialectError, Runner, RustLstm, Step};
+use crate::dialect::{DialectError, Outputs, Runner, RustLstm, Step};
 use crate::lstm::{Activation, MaskedOutput, Real, RunOutput, State, StepTrace};
 use crate::tensor::Tensor;
 
-/// The version of the export and outputs formats.
-pub const GATE_VERSION: u32 = 1;
+/// The version of the export format (`index.json`, `step.json`).
+pub const GATE_VERSION: u32 = 2;
+/// The version of the outputs format (`outputs.json` and the arrays).
+pub const OUTPUTS_VERSION: u32 = 1;
 /// `format` of `index.json`.
 pub const EXPORT_FORMAT: &str = "lstm-parity-gate-export";
 /// `format` of `step.json`.
@@ -67,8 +72,10 @@ pub struct ExportIndex {
     pub format: String,
     /// [`GATE_VERSION`].
     pub version: u32,
-    /// A hash of the exported cases' ids and files: check refuses outputs
-    /// made for another suite version.
+    /// The SHA-256 of everything else in this file (see
+    /// [`fingerprint`]): layout, dtype, forget_bias, every case's flags and
+    /// steps, the hash of every file written and of every reference file
+    /// read. Outputs carry it to say which export they were computed from.
     pub suite_fingerprint: String,
     /// The layout name.
     pub layout: String,
@@ -96,6 +103,12 @@ pub struct IndexCase {
     pub reason: Option<String>,
     /// Its steps, in the order the dialect runs them.
     pub steps: Vec<IndexStep>,
+    /// The case's reference files as the export read them (relative to
+    /// the case folder), with their SHA-256.
+    pub reference_files: BTreeMap<String, String>,
+    /// The files exported for it (relative to the export folder), with
+    /// their SHA-256.
+    pub files: BTreeMap<String, String>,
 }
 
 /// One step in `index.json`.
@@ -158,8 +171,6 @@ pub struct StepFile {
     pub format: String,
     /// [`GATE_VERSION`].
     pub version: u32,
-    /// As in `index.json`.
-    pub suite_fingerprint: String,
     /// The case id.
     pub case: String,
     /// The step's name.
@@ -196,7 +207,7 @@ pub struct StepFile {
 pub struct OutputsInfo {
     /// [`OUTPUTS_FORMAT`].
     pub format: String,
-    /// [`GATE_VERSION`].
+    /// [`OUTPUTS_VERSION`].
     pub version: u32,
     /// Copied from the export's `index.json`.
     pub suite_fingerprint: String,
@@ -216,8 +227,32 @@ pub struct OutputsInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
     /// The export folder holds other things.
-    #[error("{}: not empty and not an lstm-parity export; refusing to write into it (use --force)", .0.display())]
-    NotAnExport(PathBuf),
+    #[error("{}: {reason}; refusing to replace it (export into a new or empty folder, or an earlier export)", path.display())]
+    NotAnExport {
+        /// The folder.
+        path: PathBuf,
+        /// What makes it not an export.
+        reason: String,
+    },
+    /// The export folder would overlap the references.
+    #[error("{}: inside or around the reference folder {}; refusing to export there", out.display(), reference.display())]
+    IntoReference {
+        /// `--out`.
+        out: PathBuf,
+        /// The reference folder.
+        reference: PathBuf,
+    },
+    /// Another export into the same folder is running.
+    #[error("{}: another export into this folder is running (lock file {}); nothing was changed", target.display(), lock.display())]
+    Busy {
+        /// The export folder.
+        target: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// A signal stopped the export.
+    #[error("{}: interrupted; the folder is as it was before (nothing was changed)", .0.display())]
+    Interrupted(PathBuf),
     /// A file or folder cannot be read or written.
     #[error("{}: {message}", path.display())]
     Io {
@@ -246,19 +281,14 @@ pub enum GateError {
         /// The outputs'.
         got: String,
     },
-    /// The reference cases changed since the export.
-    #[error("{}: exported from suite fingerprint {expected}, but the reference folder {} now gives {got}{detail}: export again", export.display(), reference.display())]
+    /// The export does not vouch for what is on disk now: the reference or
+    /// an export file changed since the export, or `index.json` was edited.
+    #[error("{}: {what}: export again (and run the implementation on the new export)", export.display())]
     StaleExport {
         /// The export folder.
         export: PathBuf,
-        /// The reference folder.
-        reference: PathBuf,
-        /// The export's fingerprint.
-        expected: String,
-        /// The reference's.
-        got: String,
-        /// Which case is missing, if one is.
-        detail: String,
+        /// What changed, naming the file.
+        what: String,
     },
     /// The reference folder cannot be listed.
     #[error("{0}")]
@@ -275,18 +305,24 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> GateError + '_ {
     }
 }
 
-fn write_json<S: Serialize>(path: &Path, value: &S) -> Result<(), GateError> {
+fn json_bytes<S: Serialize>(value: &S) -> Vec<u8> {
     let mut text = serde_json::to_string_pretty(value).expect("gate files serialize");
     text.push('\n');
-    npy::write_atomic_unsynced(path, text.as_bytes()).map_err(io_err(path))
+    text.into_bytes()
 }
 
-fn read_json<D: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<D, GateError> {
-    let text = fs::read_to_string(path).map_err(|e| GateError::Io {
+fn write_json<S: Serialize>(path: &Path, value: &S) -> Result<(), GateError> {
+    npy::write_atomic_unsynced(path, &json_bytes(value)).map_err(io_err(path))
+}
+
+/// Read a gate JSON file: a regular file of bounded size, strict JSON (no
+/// duplicate keys), the exact structure.
+fn read_json<D: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<D, GateError> {
+    let text = fsio::read_json_text(path).map_err(|e| GateError::Io {
         path: path.to_path_buf(),
         message: format!("cannot read the {what}: {e}"),
     })?;
-    serde_json::from_str(&text).map_err(|e| GateError::Format {
+    super::json::from_str_strict(&text).map_err(|e| GateError::Format {
         path: path.to_path_buf(),
         message: format!("not a valid {what}: {e}"),
     })
@@ -305,65 +341,15 @@ fn inside(dir: &Path, rel: &str) -> Option<PathBuf> {
 // ---------------------------------------------------------------------------
 // Fingerprint and features.
 
-/// FNV-1a, 64 bit: a stable, dependency-free hash. The fingerprint tells
-/// suite versions apart; it is not a security measure.
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        // A separator, so that ("ab", "c") and ("a", "bc") differ.
-        self.0 = (self.0 ^ 0xff).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-}
-
-fn hash_dir(h: &mut Fnv, dir: &Path, rel: &str) -> Result<(), GateError> {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(io_err(dir))?
-        .collect::<Result<_, _>>()
-        .map_err(io_err(dir))?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = e.path();
-        let rel = format!("{rel}/{name}");
-        if path.is_dir() {
-            hash_dir(h, &path, &rel)?;
-        } else {
-            h.write(rel.as_bytes());
-            h.write(&fs::read(&path).map_err(io_err(&path))?);
-        }
-    }
-    Ok(())
-}
-
-/// The fingerprint of the cases `ids` under `root`: a hash of each id and
-/// every file in its folder (`case.json` and the arrays).
-///
-/// # Errors
-/// [`GateError::Io`] when a case folder cannot be read.
-pub fn suite_fingerprint(root: &Path, ids: &[String]) -> Result<String, GateError> {
-    let mut ids = ids.to_vec();
-    ids.sort();
-    let mut h = Fnv::new();
-    for id in &ids {
-        h.write(id.as_bytes());
-        let dir = inside(root, id).ok_or_else(|| GateError::Format {
-            path: root.to_path_buf(),
-            message: format!("case id {id:?} is not a plain relative path"),
-        })?;
-        hash_dir(&mut h, &dir, "")?;
-    }
-    Ok(format!("fnv1a64:{:016x}", h.0))
+/// The fingerprint of an index: the SHA-256 of its JSON with the
+/// fingerprint field empty. It covers the layout, dtype and forget_bias,
+/// every case's flags, features and steps, and the hashes of every file
+/// exported and every reference file read, so a change to any of them
+/// changes it.
+pub fn fingerprint(index: &ExportIndex) -> String {
+    let mut blank = index.clone();
+    blank.suite_fingerprint = String::new();
+    fsio::sha256(&json_bytes(&blank))
 }
 
 /// What the steps of a case exercise, for reports and the compatibility
@@ -426,15 +412,16 @@ pub fn features<T: Real>(steps: &[Step<T>]) -> Vec<String> {
 
 /// What to export.
 #[derive(Clone, Copy, Debug)]
-pub struct ExportOptions {
+pub struct ExportOptions<'a> {
     /// The target layout.
     pub layout: Layout,
     /// The dtype of every float array.
     pub dtype: Dtype,
     /// `None`: the layout's default (kept where it has the option).
     pub forget_bias: Option<ForgetBias>,
-    /// Write into a non-empty folder that is not an export.
-    pub force: bool,
+    /// Set (by a signal handler) to stop the export: the folder is then
+    /// left as it was.
+    pub interrupt: Option<&'a AtomicBool>,
 }
 
 fn tensor_of<T: Real>(a: &ArrayD<T>) -> Tensor {
@@ -445,49 +432,205 @@ fn tensor_of<T: Real>(a: &ArrayD<T>) -> Tensor {
     }
 }
 
-/// Make `dir` ready for an export: create it, or clear the cases of an
-/// earlier export in it.
-fn prepare(dir: &Path, force: bool) -> Result<(), GateError> {
-    if !dir.exists() {
-        return fs::create_dir_all(dir).map_err(io_err(dir));
-    }
-    if !dir.is_dir() {
-        return Err(GateError::Io {
-            path: dir.to_path_buf(),
-            message: "not a folder".into(),
-        });
-    }
-    let empty = fs::read_dir(dir).map_err(io_err(dir))?.next().is_none();
-    if empty {
-        return Ok(());
-    }
-    match read_json::<ExportIndex>(&dir.join("index.json"), "export index") {
-        Ok(old) if old.format == EXPORT_FORMAT => {
-            for c in &old.cases {
-                if let Some(p) = inside(dir, &c.id).filter(|p| p.is_dir()) {
-                    fs::remove_dir_all(&p).map_err(io_err(&p))?;
-                }
+/// Where an export's files go: the staging folder on disk, or nowhere
+/// (`check` plans the export again in memory to know the hash every file
+/// must have). Records the SHA-256 of each file.
+struct Sink<'a> {
+    disk: Option<&'a Path>,
+    interrupt: Option<&'a AtomicBool>,
+    files: BTreeMap<String, String>,
+}
+
+impl Sink<'_> {
+    fn put(&mut self, rel: &str, bytes: &[u8]) -> Result<(), GateError> {
+        if let Some(root) = self.disk {
+            if self.interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
+                return Err(GateError::Interrupted(root.to_path_buf()));
             }
-            Ok(())
+            let path = root.join(rel);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(io_err(parent))?;
+            }
+            // The staging folder is private until it is swapped in whole,
+            // so each file is written in place.
+            fs::write(&path, bytes).map_err(io_err(&path))?;
         }
-        _ if force => Ok(()),
-        _ => Err(GateError::NotAnExport(dir.to_path_buf())),
+        self.files.insert(rel.to_string(), fsio::sha256(bytes));
+        Ok(())
+    }
+
+    fn array(&mut self, step_rel: &str, file: &str, t: &Tensor) -> Result<FileRef, GateError> {
+        let rel = format!("{step_rel}/{file}");
+        let bytes = npy::to_bytes(t).map_err(|e| GateError::Io {
+            path: PathBuf::from(&rel),
+            message: e.to_string(),
+        })?;
+        self.put(&rel, &bytes)?;
+        Ok(FileRef {
+            file: file.to_string(),
+            shape: t.shape().to_vec(),
+            dtype: t.dtype().to_string(),
+        })
     }
 }
 
-/// Export `cases` (loaded from `root`) into `dir`: every step the layout can
-/// express, with `index.json` listing every case and why any is not
-/// exported. Files are written atomically; `index.json` last.
+/// The minimal reading of an earlier export's `index.json` that deciding
+/// whether its folder may be replaced needs (any version).
+#[derive(Deserialize)]
+struct OldIndex {
+    format: String,
+    cases: Vec<OldCase>,
+}
+
+#[derive(Deserialize)]
+struct OldCase {
+    id: String,
+}
+
+/// Whether `dir` may be replaced by a new export: it is absent, an empty
+/// folder, or an earlier export every entry of which its `index.json`
+/// lists. Never a symbolic link, a file, or a folder holding anything else.
+fn check_replaceable(dir: &Path) -> Result<(), GateError> {
+    let not_export = |reason: String| GateError::NotAnExport {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let meta = match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(dir)(e)),
+        Ok(m) => m,
+    };
+    if meta.file_type().is_symlink() {
+        return Err(not_export("a symbolic link".into()));
+    }
+    if !meta.is_dir() {
+        return Err(not_export(format!("{}, not a folder", fsio::kind_of(&meta))));
+    }
+    let mut entries = Vec::new();
+    for e in fs::read_dir(dir).map_err(io_err(dir))? {
+        entries.push(e.map_err(io_err(dir))?.file_name());
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let index_path = dir.join("index.json");
+    let old: OldIndex = fsio::read_json_text(&index_path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| super::json::from_str_strict(&t))
+        .map_err(|e| not_export(format!("not empty, and index.json is not an export index ({e})")))?;
+    if old.format != EXPORT_FORMAT {
+        return Err(not_export(format!(
+            "index.json has format {:?}, not {EXPORT_FORMAT:?}",
+            old.format
+        )));
+    }
+    let listed: Vec<&str> = old
+        .cases
+        .iter()
+        .filter_map(|c| c.id.split('/').next())
+        .collect();
+    for name in &entries {
+        let ok = name
+            .to_str()
+            .is_some_and(|n| n == "index.json" || listed.contains(&n));
+        if !ok {
+            return Err(not_export(format!(
+                "holds {:?}, which its index.json does not list",
+                name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuse an export folder inside the reference folder (or a case
+/// folder), or one that holds it.
+fn check_outside_reference(out: &Path, root: &Path) -> Result<(), GateError> {
+    let out_abs = replace::absolute(out).map_err(io_err(out))?;
+    let root_abs = root.canonicalize().map_err(io_err(root))?;
+    if out_abs.starts_with(&root_abs) || root_abs.starts_with(&out_abs) {
+        return Err(GateError::IntoReference {
+            out: out.to_path_buf(),
+            reference: root.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Removes the staging folder unless the export completed.
+struct Staging(Option<PathBuf>);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Export `cases` (loaded from `root`) into `dir`: every step the layout
+/// can express, with `index.json` listing every case and why any is not
+/// exported, and the hash of every file.
+///
+/// The export is built in a staging folder beside `dir` and swapped in
+/// whole, under a lock: `dir` is at every moment the earlier export or the
+/// new one (see [`replace`]). `dir` must be absent, empty, or an earlier
+/// export; it must not overlap `root`.
 ///
 /// # Errors
-/// A [`GateError`]: `dir` is not empty and not an export (without
-/// `force`), a file cannot be written, a forget_bias mode the layout lacks.
+/// A [`GateError`]: `dir` is not replaceable, lies in the references, is
+/// being exported into by another process, the export was interrupted, a
+/// file cannot be written, a forget_bias mode the layout lacks.
 pub fn export(
     root: &Path,
     cases: &[Case],
     dir: &Path,
     options: &ExportOptions,
 ) -> Result<ExportIndex, GateError> {
+    let forget_bias = resolve_forget_bias(options)?;
+    check_outside_reference(dir, root)?;
+    let (parent, _) = replace::split(dir).map_err(io_err(dir))?;
+    fs::create_dir_all(&parent).map_err(io_err(&parent))?;
+    let _lock = TargetLock::acquire(dir).map_err(|e| match e {
+        LockError::Busy(lock) => GateError::Busy {
+            target: dir.to_path_buf(),
+            lock,
+        },
+        LockError::Io(path, e) => io_err(&path)(e),
+    })?;
+    replace::remove_stale_staging(dir);
+    check_replaceable(dir)?;
+    let staging_path = replace::staging(dir).map_err(io_err(dir))?;
+    fs::create_dir(&staging_path).map_err(io_err(&staging_path))?;
+    let mut staging = Staging(Some(staging_path.clone()));
+    let index = build(
+        cases,
+        options,
+        forget_bias,
+        Some(&staging_path),
+        options.interrupt,
+    )?;
+    if options.interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
+        return Err(GateError::Interrupted(dir.to_path_buf()));
+    }
+    fs::write(staging_path.join("index.json"), json_bytes(&index))
+        .map_err(io_err(&staging_path.join("index.json")))?;
+    replace::swap_in(&staging_path, dir).map_err(io_err(dir))?;
+    staging.0 = None;
+    Ok(index)
+}
+
+/// The index an export of `cases` has, computed in memory without writing
+/// anything: what `check` holds an export folder to.
+///
+/// # Errors
+/// A forget_bias mode the layout lacks.
+pub fn plan(cases: &[Case], options: &ExportOptions) -> Result<ExportIndex, GateError> {
+    let forget_bias = resolve_forget_bias(options)?;
+    build(cases, options, forget_bias, None, None)
+}
+
+fn resolve_forget_bias(options: &ExportOptions) -> Result<ForgetBias, GateError> {
     let forget_bias = options
         .forget_bias
         .unwrap_or_else(|| options.layout.default_forget_bias());
@@ -497,36 +640,49 @@ pub fn export(
             options.layout
         )));
     }
-    let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
-    let fingerprint = suite_fingerprint(root, &ids)?;
-    prepare(dir, options.force)?;
+    Ok(forget_bias)
+}
+
+fn build(
+    cases: &[Case],
+    options: &ExportOptions,
+    forget_bias: ForgetBias,
+    disk: Option<&Path>,
+    interrupt: Option<&AtomicBool>,
+) -> Result<ExportIndex, GateError> {
     let mut index = ExportIndex {
         format: EXPORT_FORMAT.into(),
         version: GATE_VERSION,
-        suite_fingerprint: fingerprint,
+        suite_fingerprint: String::new(),
         layout: options.layout.name().into(),
         dtype: options.dtype,
         forget_bias: forget_bias.to_string(),
         cases: Vec::new(),
     };
     for case in cases {
-        let entry = match options.dtype {
-            Dtype::F32 => export_case::<f32>(case, dir, &index, forget_bias)?,
-            Dtype::F64 => export_case::<f64>(case, dir, &index, forget_bias)?,
+        let mut sink = Sink {
+            disk,
+            interrupt,
+            files: BTreeMap::new(),
         };
+        let mut entry = match options.dtype {
+            Dtype::F32 => export_case::<f32>(case, &mut sink, options.layout, options.dtype, forget_bias)?,
+            Dtype::F64 => export_case::<f64>(case, &mut sink, options.layout, options.dtype, forget_bias)?,
+        };
+        entry.files = sink.files;
         index.cases.push(entry);
     }
-    write_json(&dir.join("index.json"), &index)?;
+    index.suite_fingerprint = fingerprint(&index);
     Ok(index)
 }
 
 fn export_case<T: Real>(
     case: &Case,
-    dir: &Path,
-    index: &ExportIndex,
+    sink: &mut Sink,
+    layout: Layout,
+    dtype: Dtype,
     forget_bias: ForgetBias,
 ) -> Result<IndexCase, GateError> {
-    let layout: Layout = index.layout.parse().map_err(GateError::Usage)?;
     let mut lstm = RustLstm;
     let mut recording = Recording::new(&mut lstm);
     let run = case
@@ -540,6 +696,8 @@ fn export_case<T: Real>(
         exported: false,
         reason: None,
         steps: Vec::new(),
+        reference_files: case.files.clone(),
+        files: BTreeMap::new(),
     };
     if let Err(e) = run {
         entry.reason = Some(format!("the Rust LSTM cannot run it: {e}"));
@@ -562,42 +720,27 @@ fn export_case<T: Real>(
         return Ok(entry);
     }
     for (s, e) in steps.iter().zip(&entry.steps) {
-        let step_dir = inside(dir, &e.dir).ok_or_else(|| GateError::Format {
-            path: dir.to_path_buf(),
-            message: format!("step folder {:?} is not a plain relative path", e.dir),
-        })?;
-        write_step(&step_dir, s, case, index, layout, forget_bias)?;
+        if inside(Path::new("."), &e.dir).is_none() {
+            return Err(GateError::Format {
+                path: PathBuf::from(&e.dir),
+                message: format!("step folder {:?} is not a plain relative path", e.dir),
+            });
+        }
+        write_step(sink, &e.dir, s, case, layout, dtype, forget_bias)?;
     }
     entry.exported = true;
     Ok(entry)
 }
 
-fn write_array(step_dir: &Path, file: &str, t: &Tensor) -> Result<FileRef, GateError> {
-    let path = step_dir.join(file);
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(io_err(parent))?;
-    }
-    let bytes = npy::to_bytes(t).map_err(|e| GateError::Io {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    npy::write_atomic_unsynced(&path, &bytes).map_err(io_err(&path))?;
-    Ok(FileRef {
-        file: file.to_string(),
-        shape: t.shape().to_vec(),
-        dtype: t.dtype().to_string(),
-    })
-}
-
 fn write_step<T: Real>(
-    step_dir: &Path,
+    sink: &mut Sink,
+    step_rel: &str,
     step: &Step<T>,
     case: &Case,
-    index: &ExportIndex,
     layout: Layout,
+    dtype: Dtype,
     forget_bias: ForgetBias,
 ) -> Result<(), GateError> {
-    fs::create_dir_all(step_dir).map_err(io_err(step_dir))?;
     let (batch, time, input_size) = step.inputs.dim();
     let order = |a: ArrayD<T>| -> ArrayD<T> {
         if layout.time_major() {
@@ -609,8 +752,8 @@ fn write_step<T: Real>(
     let mut inputs = BTreeMap::new();
     inputs.insert(
         "x".to_string(),
-        write_array(
-            step_dir,
+        sink.array(
+            step_rel,
             "x.npy",
             &tensor_of(&order(step.inputs.clone().into_dyn())),
         )?,
@@ -623,7 +766,7 @@ fn write_step<T: Real>(
         };
         inputs.insert(
             "mask".into(),
-            write_array(step_dir, "mask.npy", &Tensor::Bool(m.into_dyn()))?,
+            sink.array(step_rel, "mask.npy", &Tensor::Bool(m.into_dyn()))?,
         );
         if let Some(lengths) = layout::mask_lengths(mask) {
             let l: Vec<i32> = lengths
@@ -632,8 +775,8 @@ fn write_step<T: Real>(
                 .collect();
             inputs.insert(
                 "sequence_lengths".into(),
-                write_array(
-                    step_dir,
+                sink.array(
+                    step_rel,
                     "sequence_lengths.npy",
                     &Tensor::I32(ndarray::Array1::from(l).into_dyn()),
                 )?,
@@ -644,16 +787,16 @@ fn write_step<T: Real>(
         for (l, s) in states.iter().enumerate() {
             inputs.insert(
                 format!("initial_h/{l}"),
-                write_array(
-                    step_dir,
+                sink.array(
+                    step_rel,
                     &format!("initial_h.{l}.npy"),
                     &tensor_of(&s.h.clone().into_dyn()),
                 )?,
             );
             inputs.insert(
                 format!("initial_c/{l}"),
-                write_array(
-                    step_dir,
+                sink.array(
+                    step_rel,
                     &format!("initial_c.{l}.npy"),
                     &tensor_of(&s.c.clone().into_dyn()),
                 )?,
@@ -666,7 +809,7 @@ fn write_step<T: Real>(
         let mut weights = BTreeMap::new();
         for (name, a) in &e.arrays {
             let file = format!("layer{k}/{}.npy", name.replace('/', "_"));
-            weights.insert(name.clone(), write_array(step_dir, &file, &tensor_of(a))?);
+            weights.insert(name.clone(), sink.array(step_rel, &file, &tensor_of(a))?);
         }
         layers.push(StepLayer {
             units: layer.units(),
@@ -716,11 +859,10 @@ fn write_step<T: Real>(
     let file = StepFile {
         format: STEP_FORMAT.into(),
         version: GATE_VERSION,
-        suite_fingerprint: index.suite_fingerprint.clone(),
         case: case.id.clone(),
         step: step.name.clone(),
         layout: layout.name().into(),
-        dtype: index.dtype,
+        dtype,
         batch,
         time,
         input_size,
@@ -737,7 +879,7 @@ fn write_step<T: Real>(
         layers,
         outputs,
     };
-    write_json(&step_dir.join("step.json"), &file)
+    sink.put(&format!("{step_rel}/step.json"), &json_bytes(&file))
 }
 
 // ---------------------------------------------------------------------------
@@ -749,13 +891,30 @@ fn write_step<T: Real>(
 /// [`GateError::Io`] or [`GateError::Format`] naming the file.
 pub fn read_index(export_dir: &Path) -> Result<ExportIndex, GateError> {
     let path = export_dir.join("index.json");
-    let index: ExportIndex = read_json(&path, "export index")?;
-    if index.format != EXPORT_FORMAT || index.version != GATE_VERSION {
+    let raw: Value = read_json(&path, "export index")?;
+    let (format, version) = (
+        raw.get("format").and_then(Value::as_str).unwrap_or(""),
+        raw.get("version").and_then(Value::as_u64).unwrap_or(0),
+    );
+    if format != EXPORT_FORMAT || version != u64::from(GATE_VERSION) {
         return Err(GateError::Format {
             path,
             message: format!(
-                "format {:?} version {}: this build reads {EXPORT_FORMAT:?} version {GATE_VERSION}",
-                index.format, index.version
+                "format {format:?} version {version}: this build reads {EXPORT_FORMAT:?} version {GATE_VERSION} (export again with this build)"
+            ),
+        });
+    }
+    let index: ExportIndex = serde_json::from_value(raw).map_err(|e| GateError::Format {
+        path: path.clone(),
+        message: format!("not a valid export index: {e}"),
+    })?;
+    let recomputed = fingerprint(&index);
+    if recomputed != index.suite_fingerprint {
+        return Err(GateError::StaleExport {
+            export: export_dir.to_path_buf(),
+            what: format!(
+                "index.json was changed after the export: its content hashes to {recomputed}, not the {} it records",
+                index.suite_fingerprint
             ),
         });
     }
@@ -763,20 +922,9 @@ pub fn read_index(export_dir: &Path) -> Result<ExportIndex, GateError> {
 }
 
 fn read_float<T: Real>(path: &Path, shape: &[usize]) -> Result<ArrayD<T>, String> {
-    let t = npy::read(path).map_err(|e| e.to_string())?;
-    if t.dtype() != T::NAME {
-        return Err(format!("dtype {} where {} is required", t.dtype(), T::NAME));
-    }
-    if t.shape() != shape {
-        return Err(format!(
-            "shape {:?} where {:?} is required",
-            t.shape(),
-            shape
-        ));
-    }
-    let a = t.to_float::<T>().expect("a float tensor");
-    if let Some((i, _)) = a.indexed_iter().find(|(_, v)| v.is_nan()) {
-        return Err(format!("NaN at index {:?}", i.slice()));
+    let a = read_output::<T>(path, shape)?;
+    if let Some((i, v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(format!("non-finite value {v} at index {:?}", i.slice()));
     }
     Ok(a)
 }
@@ -817,11 +965,14 @@ pub fn load_step<T: Real>(
     let mask = match file.inputs.get("mask") {
         None => None,
         Some(r) => {
-            let t = npy::read(&dir.join(&r.file)).map_err(|e| bad(&r.file, e.to_string()))?;
+            let limit = npy_budget(&r.shape, 1)
+                .ok_or_else(|| bad(&r.file, format!("shape {:?} is too large", r.shape)))?;
+            let (t, file_dtype) = npy::read_with_dtype(&dir.join(&r.file), limit)
+                .map_err(|e| bad(&r.file, e.to_string()))?;
             let Tensor::Bool(m) = t else {
                 return Err(bad(
                     &r.file,
-                    format!("dtype {} where bool is required", t.dtype()),
+                    format!("dtype {file_dtype} where bool is required"),
                 ));
             };
             let m = m
@@ -917,18 +1068,18 @@ pub fn write_outputs<T: Real>(
             a
         }
     };
-    write_array(
+    write_output(
         &dir,
         "y.npy",
         &tensor_of(&order(run.outputs.clone().into_dyn())),
     )?;
     for (l, s) in run.final_state.iter().enumerate() {
-        write_array(
+        write_output(
             &dir,
             &format!("h_n.{l}.npy"),
             &tensor_of(&s.h.clone().into_dyn()),
         )?;
-        write_array(
+        write_output(
             &dir,
             &format!("c_n.{l}.npy"),
             &tensor_of(&s.c.clone().into_dyn()),
@@ -936,12 +1087,12 @@ pub fn write_outputs<T: Real>(
     }
     if traces {
         for (l, t) in run.trace.iter().enumerate() {
-            write_array(
+            write_output(
                 &dir,
                 &format!("trace.{l}.h.npy"),
                 &tensor_of(&order(t.h.clone().into_dyn())),
             )?;
-            write_array(
+            write_output(
                 &dir,
                 &format!("trace.{l}.c.npy"),
                 &tensor_of(&order(t.c.clone().into_dyn())),
@@ -949,6 +1100,15 @@ pub fn write_outputs<T: Real>(
         }
     }
     Ok(())
+}
+
+fn write_output(dir: &Path, file: &str, t: &Tensor) -> Result<(), GateError> {
+    let path = dir.join(file);
+    let bytes = npy::to_bytes(t).map_err(|e| GateError::Io {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    npy::write_atomic_unsynced(&path, &bytes).map_err(io_err(&path))
 }
 
 /// Write `outputs_dir/outputs.json` for the export in `export_dir`.
@@ -966,7 +1126,7 @@ pub fn write_outputs_info(
         &outputs_dir.join("outputs.json"),
         &OutputsInfo {
             format: OUTPUTS_FORMAT.into(),
-            version: GATE_VERSION,
+            version: OUTPUTS_VERSION,
             suite_fingerprint: index.suite_fingerprint.clone(),
             implementation: implementation.into(),
             export: Some(export_dir.display().to_string()),
@@ -981,11 +1141,11 @@ pub fn write_outputs_info(
 pub fn read_outputs_info(outputs_dir: &Path) -> Result<OutputsInfo, GateError> {
     let path = outputs_dir.join("outputs.json");
     let info: OutputsInfo = read_json(&path, "outputs description (outputs.json)")?;
-    if info.format != OUTPUTS_FORMAT || info.version != GATE_VERSION {
+    if info.format != OUTPUTS_FORMAT || info.version != OUTPUTS_VERSION {
         return Err(GateError::Format {
             path,
             message: format!(
-                "format {:?} version {}: expected {OUTPUTS_FORMAT:?} version {GATE_VERSION}",
+                "format {:?} version {}: expected {OUTPUTS_FORMAT:?} version {OUTPUTS_VERSION}",
                 info.format, info.version
             ),
         });
@@ -1004,32 +1164,114 @@ enum ReadProblem {
     Failed(String),
 }
 
-/// Returns, for each step a dialect asks for, what the implementation wrote.
-struct OutputReader<'a> {
+/// What the implementation wrote for one step: its outputs, final states
+/// and, when it wrote them, the per-step states of every layer.
+#[derive(Clone)]
+struct Written<T> {
+    outputs: Array3<T>,
+    final_state: Vec<State<T>>,
+    trace: Option<Vec<StepTrace<T>>>,
+}
+
+/// The most bytes an `.npy` of `shape` with `item`-byte elements may
+/// take: the data and a generous header. `None` when it overflows.
+fn npy_budget(shape: &[usize], item: usize) -> Option<u64> {
+    let elements = shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))?;
+    elements
+        .checked_mul(item as u64)?
+        .checked_add(npy::MAX_HEADER_BYTES)
+}
+
+/// Read an implementation's output: the file, its dtype and shape as the
+/// export says. Any value is accepted, NaN and infinities included: they
+/// are results, and the comparison fails them.
+fn read_output<T: Real>(path: &Path, shape: &[usize]) -> Result<ArrayD<T>, String> {
+    let limit = npy_budget(shape, std::mem::size_of::<T>())
+        .ok_or_else(|| format!("shape {shape:?} is too large"))?;
+    let (t, file_dtype) = npy::read_with_dtype(path, limit).map_err(|e| e.to_string())?;
+    if file_dtype != T::NAME {
+        return Err(format!("dtype {file_dtype} where {} is required", T::NAME));
+    }
+    if t.shape() != shape {
+        return Err(format!(
+            "shape {:?} where {:?} is required",
+            t.shape(),
+            shape
+        ));
+    }
+    t.to_float::<T>()
+        .ok_or_else(|| format!("dtype {file_dtype} where {} is required", T::NAME))
+}
+
+/// Returns, for each step a dialect asks for, what the implementation
+/// wrote. Per-step states it did not write (they are optional) are filled
+/// with `fill`; [`check`] runs a case with two different fillings to find
+/// the expected outputs that depend on them, and leaves those out.
+struct OutputReader<'a, T> {
     layout: Layout,
     outputs_dir: &'a Path,
     steps: BTreeMap<String, String>,
     problem: Option<ReadProblem>,
+    /// Steps read so far, by name.
+    written: BTreeMap<String, Written<T>>,
+    /// The value of per-step states that were not written.
+    fill: T,
+    /// Whether some step's per-step states were filled.
+    filled: bool,
 }
 
-impl<T: Real> Runner<T> for OutputReader<'_> {
+impl<T: Real> Runner<T> for OutputReader<'_, T> {
     fn run_step(&mut self, step: &Step<T>) -> Result<RunOutput<T>, DialectError> {
-        match self.read(step) {
-            Ok(run) => Ok(run),
-            Err(p) => {
-                let message = match &p {
-                    ReadProblem::BadFile(path, m) => format!("{}: {m}", path.display()),
-                    ReadProblem::Failed(m) => format!("the implementation reported: {m}"),
-                };
-                self.problem.get_or_insert(p);
-                Err(DialectError::Invalid(message))
+        if !self.written.contains_key(&step.name) {
+            match self.read(step) {
+                Ok(w) => {
+                    self.written.insert(step.name.clone(), w);
+                }
+                Err(p) => {
+                    let message = match &p {
+                        ReadProblem::BadFile(path, m) => format!("{}: {m}", path.display()),
+                        ReadProblem::Failed(m) => format!("the implementation reported: {m}"),
+                    };
+                    self.problem.get_or_insert(p);
+                    return Err(DialectError::Invalid(message));
+                }
             }
         }
+        let w = &self.written[&step.name];
+        let trace = match &w.trace {
+            Some(t) => t.clone(),
+            None => {
+                self.filled = true;
+                let (batch, time, _) = step.inputs.dim();
+                let layers = step.layers.len();
+                step.layers
+                    .iter()
+                    .enumerate()
+                    .map(|(l, layer)| StepTrace {
+                        // Without a mask the last layer's h at every step is
+                        // its output y.
+                        h: if l + 1 == layers && step.mask.is_none() {
+                            w.outputs.clone()
+                        } else {
+                            Array3::from_elem((batch, time, layer.output_size()), self.fill)
+                        },
+                        c: Array3::from_elem((batch, time, layer.units()), self.fill),
+                    })
+                    .collect()
+            }
+        };
+        Ok(RunOutput {
+            outputs: w.outputs.clone(),
+            final_state: w.final_state.clone(),
+            trace,
+        })
     }
 }
 
-impl OutputReader<'_> {
-    fn read<T: Real>(&self, step: &Step<T>) -> Result<RunOutput<T>, ReadProblem> {
+impl<T: Real> OutputReader<'_, T> {
+    fn read(&self, step: &Step<T>) -> Result<Written<T>, ReadProblem> {
         let rel = self.steps.get(&step.name).ok_or_else(|| {
             ReadProblem::BadFile(
                 self.outputs_dir.to_path_buf(),
@@ -1042,11 +1284,6 @@ impl OutputReader<'_> {
                 format!("bad step folder {rel:?}"),
             )
         })?;
-        let error_file = dir.join("error.txt");
-        if error_file.is_file() {
-            let text = fs::read_to_string(&error_file).unwrap_or_default();
-            return Err(ReadProblem::Failed(text.trim().to_string()));
-        }
         // Files outside the contract mean the implementation and the
         // export disagree on names: an error, never silently ignored.
         let layers = step.layers.len();
@@ -1063,16 +1300,41 @@ impl OutputReader<'_> {
                     .any(|k| k == name)
                 })
         };
+        let mut outputs_written = Vec::new();
+        let mut error_txt = false;
         if let Ok(entries) = fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if !known(&name) {
+                if name == "error.txt" {
+                    error_txt = true;
+                } else if known(&name) {
+                    outputs_written.push(name);
+                } else {
                     return Err(ReadProblem::BadFile(
                         entry.path(),
                         "unexpected file: not an output of this step (see docs/gate.md)".into(),
                     ));
                 }
             }
+        }
+        if error_txt {
+            let error_file = dir.join("error.txt");
+            if let Some(other) = outputs_written.first() {
+                return Err(ReadProblem::BadFile(
+                    error_file,
+                    format!(
+                        "written beside the output {other}: a step has either outputs or error.txt (remove the stale one)"
+                    ),
+                ));
+            }
+            let (text, longer) = fsio::read_message(&error_file, fsio::MAX_MESSAGE_BYTES)
+                .map_err(|e| ReadProblem::BadFile(error_file.clone(), e.to_string()))?;
+            let text = if longer {
+                format!("{text} [...; the first {} bytes shown]", fsio::MAX_MESSAGE_BYTES)
+            } else {
+                text
+            };
+            return Err(ReadProblem::Failed(text));
         }
         let (batch, time, _) = step.inputs.dim();
         let seq = |features: usize| -> Vec<usize> {
@@ -1084,13 +1346,13 @@ impl OutputReader<'_> {
         };
         let read = |file: &str, shape: &[usize]| -> Result<ArrayD<T>, ReadProblem> {
             let path = dir.join(file);
-            if !path.is_file() {
+            if fs::symlink_metadata(&path).is_err() {
                 return Err(ReadProblem::BadFile(
                     path,
                     "missing (the implementation must write it, or error.txt)".into(),
                 ));
             }
-            read_float::<T>(&path, shape).map_err(|m| ReadProblem::BadFile(path, m))
+            read_output::<T>(&path, shape).map_err(|m| ReadProblem::BadFile(path, m))
         };
         let seq3 = |a: ArrayD<T>| -> Array3<T> {
             layout::from_layout_order(self.layout, &a).expect("shape checked")
@@ -1098,12 +1360,9 @@ impl OutputReader<'_> {
         let two = |a: ArrayD<T>| -> Array2<T> { a.into_dimensionality().expect("shape checked") };
         let last = step.layers.last().map_or(0, |l| l.output_size());
         let outputs = seq3(read("y.npy", &seq(last))?);
+        let any_trace = outputs_written.iter().any(|n| n.starts_with("trace."));
         let mut final_state = Vec::new();
         let mut trace = Vec::new();
-        let any_trace = (0..step.layers.len()).any(|l| {
-            dir.join(format!("trace.{l}.h.npy")).exists()
-                || dir.join(format!("trace.{l}.c.npy")).exists()
-        });
         for (l, layer) in step.layers.iter().enumerate() {
             final_state.push(State {
                 h: two(read(
@@ -1112,33 +1371,20 @@ impl OutputReader<'_> {
                 )?),
                 c: two(read(&format!("c_n.{l}.npy"), &[batch, layer.units()])?),
             });
-            trace.push(if any_trace {
-                StepTrace {
+            if any_trace {
+                trace.push(StepTrace {
                     h: seq3(read(
                         &format!("trace.{l}.h.npy"),
                         &seq(layer.output_size()),
                     )?),
                     c: seq3(read(&format!("trace.{l}.c.npy"), &seq(layer.units()))?),
-                }
-            } else {
-                // Not written: NaN, so that whatever is computed from it
-                // is left out of the comparison (check_runner). Without a
-                // mask the last layer's h at every step is its output y.
-                let last_layer = l + 1 == step.layers.len();
-                StepTrace {
-                    h: if last_layer && step.mask.is_none() {
-                        outputs.clone()
-                    } else {
-                        Array3::from_elem((batch, time, layer.output_size()), T::nan())
-                    },
-                    c: Array3::from_elem((batch, time, layer.units()), T::nan()),
-                }
-            });
+                });
+            }
         }
-        Ok(RunOutput {
+        Ok(Written {
             outputs,
             final_state,
-            trace,
+            trace: any_trace.then_some(trace),
         })
     }
 }
@@ -1158,14 +1404,223 @@ pub struct CheckOptions<'a> {
     pub expectations: Option<&'a Expectations>,
 }
 
-/// Check the outputs an implementation wrote for an export: every exported
-/// case through its dialect and [`check_runner`], diagnosed when it fails,
-/// then the expected-failure list applied.
+/// The first difference between what `index.json` says of a case and what
+/// exporting the case from the reference gives now.
+fn index_difference(recorded: &IndexCase, planned: &IndexCase) -> Option<String> {
+    if recorded.reference_files != planned.reference_files {
+        let changed = planned
+            .reference_files
+            .iter()
+            .find(|(f, h)| recorded.reference_files.get(*f) != Some(*h))
+            .map(|(f, _)| f.clone())
+            .or_else(|| {
+                recorded
+                    .reference_files
+                    .keys()
+                    .find(|f| !planned.reference_files.contains_key(*f))
+                    .cloned()
+            })
+            .unwrap_or_default();
+        return Some(format!(
+            "the reference file {}/{changed} changed since the export",
+            recorded.id
+        ));
+    }
+    let field = if recorded.exported != planned.exported {
+        "exported"
+    } else if recorded.reason != planned.reason {
+        "reason"
+    } else if recorded.steps != planned.steps {
+        "steps"
+    } else if recorded.features != planned.features {
+        "features"
+    } else if recorded.api != planned.api {
+        "api"
+    } else if recorded.files != planned.files {
+        let f = planned
+            .files
+            .iter()
+            .find(|(f, h)| recorded.files.get(*f) != Some(*h))
+            .map(|(f, _)| f.clone())
+            .or_else(|| recorded.files.keys().find(|f| !planned.files.contains_key(*f)).cloned())
+            .unwrap_or_default();
+        return Some(format!(
+            "index.json does not match what this reference exports to: file {f} of case {} differs (changed by hand, or exported by another build)",
+            recorded.id
+        ));
+    } else {
+        return None;
+    };
+    Some(format!(
+        "index.json does not match what this reference exports to: case {} has another {field:?} (changed by hand, or exported by another build)",
+        recorded.id
+    ))
+}
+
+/// Verify that the export in `export_dir` is exactly what exporting the
+/// reference cases gives now: the same index (flags, steps, reference
+/// hashes, file hashes) and, on disk, every file with the bytes its hash
+/// says. Returns the loaded cases by id.
+fn verify_export(
+    options: &CheckOptions,
+    index: &ExportIndex,
+    layout: Layout,
+) -> Result<(BTreeMap<String, Case>, Vec<ReportError>), GateError> {
+    let known: BTreeMap<String, PathBuf> = discover(options.reference)?
+        .into_iter()
+        .map(|r| (r.id, r.dir))
+        .collect();
+    let stale = |what: String| GateError::StaleExport {
+        export: options.export_dir.to_path_buf(),
+        what,
+    };
+    let mut cases = BTreeMap::new();
+    let mut errors = Vec::new();
+    for entry in &index.cases {
+        let Some(dir) = known.get(&entry.id) else {
+            return Err(stale(format!(
+                "case {} is not in the reference folder {} (is it the folder the export was made from? give --reference)",
+                entry.id,
+                options.reference.display()
+            )));
+        };
+        match Case::load(dir, &entry.id) {
+            Ok(c) => {
+                cases.insert(entry.id.clone(), c);
+            }
+            Err(e) => errors.push(ReportError::from(&e)),
+        }
+    }
+    if !errors.is_empty() {
+        return Ok((cases, errors));
+    }
+    let loaded: Vec<Case> = index.cases.iter().map(|e| cases[&e.id].clone()).collect();
+    let forget_bias: ForgetBias = index.forget_bias.parse().map_err(|m| GateError::Format {
+        path: options.export_dir.join("index.json"),
+        message: m,
+    })?;
+    let planned = plan(
+        &loaded,
+        &ExportOptions {
+            layout,
+            dtype: index.dtype,
+            forget_bias: Some(forget_bias),
+            interrupt: None,
+        },
+    )?;
+    for (recorded, now) in index.cases.iter().zip(&planned.cases) {
+        if let Some(d) = index_difference(recorded, now) {
+            return Err(stale(d));
+        }
+    }
+    if planned.suite_fingerprint != index.suite_fingerprint {
+        return Err(stale(
+            "index.json does not match what this reference exports to (changed by hand, or exported by another build)".into(),
+        ));
+    }
+    for entry in &index.cases {
+        for (rel, hash) in &entry.files {
+            let path = inside(options.export_dir, rel).ok_or_else(|| {
+                stale(format!("index.json lists the file {rel:?}, which leaves the export folder"))
+            })?;
+            let bytes = fsio::read_limited(&path, npy::MAX_FILE_BYTES, "an export file")
+                .map_err(|e| stale(format!("{}: {e}", path.display())))?;
+            if &fsio::sha256(&bytes) != hash {
+                return Err(stale(format!(
+                    "{} changed since the export",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok((cases, errors))
+}
+
+/// Check one case's outputs in `T`: read them, find the expected outputs
+/// that depend on per-step states the implementation did not write (by
+/// running the case with two different fillings of them), and judge the
+/// rest.
+fn check_case<T: Real>(
+    case: &Case,
+    entry: &IndexCase,
+    layout: Layout,
+    options: &CheckOptions,
+    dtype: Dtype,
+) -> (CaseRun, Option<ReadProblem>) {
+    let mut reader = OutputReader::<T> {
+        layout,
+        outputs_dir: options.outputs_dir,
+        steps: entry
+            .steps
+            .iter()
+            .map(|s| (s.name.clone(), s.dir.clone()))
+            .collect(),
+        problem: None,
+        written: BTreeMap::new(),
+        fill: T::from_f64_lossy(0.375),
+        filled: false,
+    };
+    let mut not_compared = Vec::new();
+    let first: Option<Outputs<T>> = case
+        .model
+        .run_with::<T>(&case.variables, &case.inputs, &mut reader)
+        .ok();
+    if let (Some(a), true) = (first, reader.filled) {
+        reader.fill = T::from_f64_lossy(-0.8125);
+        if let Ok(b) = case
+            .model
+            .run_with::<T>(&case.variables, &case.inputs, &mut reader)
+        {
+            for name in case.expected.keys() {
+                let same = match (a.get(name), b.get(name)) {
+                    (Some(x), Some(y)) => {
+                        x.shape() == y.shape()
+                            && x.iter().zip(y.iter()).all(|(p, q)| {
+                                p.widen().to_bits() == q.widen().to_bits()
+                                    || (p.is_nan() && q.is_nan())
+                            })
+                    }
+                    (None, None) => true,
+                    _ => false,
+                };
+                if !same {
+                    not_compared.push(NotCompared {
+                        output: name.clone(),
+                        reason: NEEDS_TRACES.into(),
+                    });
+                }
+            }
+        }
+    }
+    // The run that is judged and diagnosed: unwritten states are NaN, so
+    // the diagnosis never presents them as the implementation's.
+    reader.fill = T::nan();
+    let diagnose = DiagnoseOptions {
+        external: true,
+        layout: Some(layout),
+        nan_means_not_written: true,
+    };
+    let run = check_runner_except::<T>(
+        case,
+        dtype,
+        options.tolerance,
+        &mut reader,
+        diagnose,
+        &not_compared,
+    );
+    (run, reader.problem)
+}
+
+/// Check the outputs an implementation wrote for an export: the export
+/// verified against the reference first, then every exported case through
+/// its dialect and [`check_runner_except`], diagnosed when it fails, then
+/// the expected-failure list applied.
 ///
 /// # Errors
 /// A [`GateError`] when the export or the outputs folder cannot be read as
-/// a whole, or they belong to another suite version. A bad output file of
-/// one case is not an error here: it is a [`ReportError`] in the report
+/// a whole, they belong to another export, or the export no longer matches
+/// the reference or its own files (naming what changed). A bad output file
+/// of one case is not an error here: it is a [`ReportError`] in the report
 /// (exit 2), naming the case and the file.
 pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
     let index = read_index(options.export_dir)?;
@@ -1182,28 +1637,7 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
             got: info.suite_fingerprint,
         });
     }
-    let known: BTreeMap<String, PathBuf> = discover(options.reference)?
-        .into_iter()
-        .map(|r| (r.id, r.dir))
-        .collect();
-    let ids: Vec<String> = index.cases.iter().map(|c| c.id.clone()).collect();
-    let stale = |got: String, detail: String| GateError::StaleExport {
-        export: options.export_dir.to_path_buf(),
-        reference: options.reference.to_path_buf(),
-        expected: index.suite_fingerprint.clone(),
-        got,
-        detail,
-    };
-    if let Some(missing) = ids.iter().find(|id| !known.contains_key(*id)) {
-        return Err(stale(
-            "a different case set".into(),
-            format!(" (case {missing} is not there)"),
-        ));
-    }
-    let fingerprint = suite_fingerprint(options.reference, &ids)?;
-    if fingerprint != index.suite_fingerprint {
-        return Err(stale(fingerprint, String::new()));
-    }
+    let (cases, load_errors) = verify_export(options, &index, layout)?;
 
     let mut report = Report {
         gate: Some(GateInfo {
@@ -1213,6 +1647,7 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
             suite_fingerprint: index.suite_fingerprint.clone(),
             implementation: info.implementation.clone(),
         }),
+        errors: load_errors,
         ..Report::default()
     };
     let mut unchecked = Vec::new();
@@ -1227,37 +1662,14 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
             });
             continue;
         }
-        let case = match Case::load(&known[&entry.id], &entry.id) {
-            Ok(c) => c,
-            Err(e) => {
-                report.errors.push(ReportError::from(&e));
-                continue;
-            }
+        let Some(case) = cases.get(&entry.id) else {
+            continue; // it did not load: in report.errors
         };
-        let mut reader = OutputReader {
-            layout,
-            outputs_dir: options.outputs_dir,
-            steps: entry
-                .steps
-                .iter()
-                .map(|s| (s.name.clone(), s.dir.clone()))
-                .collect(),
-            problem: None,
+        let (mut run, problem) = match index.dtype {
+            Dtype::F32 => check_case::<f32>(case, entry, layout, options, index.dtype),
+            Dtype::F64 => check_case::<f64>(case, entry, layout, options, index.dtype),
         };
-        let diagnose = DiagnoseOptions {
-            external: true,
-            layout: Some(layout),
-            nan_means_not_written: true,
-        };
-        let mut run: CaseRun = match index.dtype {
-            Dtype::F32 => {
-                check_runner::<f32>(&case, index.dtype, options.tolerance, &mut reader, diagnose)
-            }
-            Dtype::F64 => {
-                check_runner::<f64>(&case, index.dtype, options.tolerance, &mut reader, diagnose)
-            }
-        };
-        match reader.problem {
+        match problem {
             Some(ReadProblem::BadFile(path, message)) => {
                 let file = path
                     .strip_prefix(options.outputs_dir)
@@ -1292,17 +1704,6 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fingerprints_separate_fields() {
-        let mut a = Fnv::new();
-        a.write(b"ab");
-        a.write(b"c");
-        let mut b = Fnv::new();
-        b.write(b"a");
-        b.write(b"bc");
-        assert_ne!(a.0, b.0);
-    }
 
     #[test]
     fn step_folders_stay_inside() {

@@ -15,14 +15,15 @@ pub mod json;
 pub mod junit;
 pub mod manifest;
 pub mod npy;
+pub mod replace;
 pub mod report;
 pub mod suite;
 pub mod tolerance;
 
 pub use case::{Case, CaseError, CaseErrorKind};
 pub use check::{
-    check_outputs, check_outputs_except, check_runner, run_all, run_case, select, CaseRun, Dtype,
-    Recording, Selection,
+    check_outputs, check_outputs_except, check_runner, check_runner_except, run_all, run_case, select,
+    CaseRun, Dtype, NotCompared, Recording, Selection, NEEDS_TRACES,
 };
 pub use suite::{discover, Filter, ModelFilter};
 pub use tolerance::Tolerance;

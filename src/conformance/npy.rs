@@ -12,10 +12,16 @@ use std::path::Path;
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 use npyz::WriterBuilder;
 
+use crate::conformance::fsio;
 use crate::tensor::Tensor;
 
 /// The largest `.npy` file read: 1 GiB. Reference arrays are far smaller.
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// The largest header accepted (magic, version, length field and the
+/// header dict with its padding): 64 KiB. numpy writes 128 bytes for any
+/// array a case holds, and itself refuses headers over 10,000 bytes.
+pub const MAX_HEADER_BYTES: u64 = 1 << 16;
 
 /// Why an `.npy` file cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +29,10 @@ pub enum NpyError {
     /// The file cannot be opened or read.
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
+    /// The file cannot be read: not a regular file, larger than the limit
+    /// the caller gave, or an I/O error (see [`fsio::read_limited`]).
+    #[error("{0}")]
+    Read(#[from] fsio::ReadError),
     /// The file cannot be written.
     #[error("cannot write: {0}")]
     Write(std::io::Error),
@@ -60,12 +70,30 @@ pub enum NpyError {
 /// # Errors
 /// An [`NpyError`] saying what is wrong with the file.
 pub fn read(path: &Path) -> Result<Tensor, NpyError> {
-    let size = fs::metadata(path)?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(NpyError::TooLarge(size));
-    }
-    let bytes = fs::read(path)?;
-    parse(&bytes)
+    read_with_dtype(path, MAX_FILE_BYTES).map(|(t, _)| t)
+}
+
+/// Read an `.npy` file of at most `max_bytes` bytes into a [`Tensor`], with
+/// the file's own element type as numpy names it: `"float32"`, `"float64"`,
+/// `"int32"`, `"int64"` or `"bool"`. int64 data comes back as
+/// [`Tensor::I32`] when every value fits, but the name says `"int64"`.
+///
+/// The file is read through [`fsio::read_limited`]: only a regular file,
+/// never blocking on a FIFO or a device, and refused before reading when
+/// larger than `max_bytes` ([`NpyError::TooLarge`] when `max_bytes` is
+/// [`MAX_FILE_BYTES`], otherwise [`NpyError::Read`]).
+///
+/// # Errors
+/// An [`NpyError`] saying what is wrong with the file.
+pub fn read_with_dtype(path: &Path, max_bytes: u64) -> Result<(Tensor, &'static str), NpyError> {
+    let bytes = match fsio::read_limited(path, max_bytes, "an .npy array") {
+        Ok(bytes) => bytes,
+        Err(fsio::ReadError::TooLarge { size, limit, .. }) if limit == MAX_FILE_BYTES => {
+            return Err(NpyError::TooLarge(size))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    parse_with_dtype(&bytes)
 }
 
 /// Parse the bytes of an `.npy` file. See [`read`].
@@ -73,6 +101,15 @@ pub fn read(path: &Path) -> Result<Tensor, NpyError> {
 /// # Errors
 /// An [`NpyError`] saying what is wrong with the bytes.
 pub fn parse(bytes: &[u8]) -> Result<Tensor, NpyError> {
+    parse_with_dtype(bytes).map(|(t, _)| t)
+}
+
+/// Parse the bytes of an `.npy` file, with the file's own dtype name. See
+/// [`read_with_dtype`].
+///
+/// # Errors
+/// An [`NpyError`] saying what is wrong with the bytes.
+pub fn parse_with_dtype(bytes: &[u8]) -> Result<(Tensor, &'static str), NpyError> {
     let header_len = header_length(bytes)?;
     check_shape_fits(&bytes[..header_len])?;
     let header =
@@ -102,18 +139,30 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor, NpyError> {
     use npyz::TypeChar::{Bool, Float, Int};
     let io = |e: std::io::Error| NpyError::Header(e.to_string());
     Ok(match kind {
-        (Float, 4) => Tensor::F32(shaped(file.into_vec::<f32>().map_err(io)?, &dims, fortran)),
-        (Float, 8) => Tensor::F64(shaped(file.into_vec::<f64>().map_err(io)?, &dims, fortran)),
-        (Int, 4) => Tensor::I32(shaped(file.into_vec::<i32>().map_err(io)?, &dims, fortran)),
+        (Float, 4) => (
+            Tensor::F32(shaped(file.into_vec::<f32>().map_err(io)?, &dims, fortran)),
+            "float32",
+        ),
+        (Float, 8) => (
+            Tensor::F64(shaped(file.into_vec::<f64>().map_err(io)?, &dims, fortran)),
+            "float64",
+        ),
+        (Int, 4) => (
+            Tensor::I32(shaped(file.into_vec::<i32>().map_err(io)?, &dims, fortran)),
+            "int32",
+        ),
         (Int, 8) => {
             let wide = file.into_vec::<i64>().map_err(io)?;
             let narrow = wide
                 .into_iter()
                 .map(|v| i32::try_from(v).map_err(|_| NpyError::IntRange(v)))
                 .collect::<Result<Vec<_>, _>>()?;
-            Tensor::I32(shaped(narrow, &dims, fortran))
+            (Tensor::I32(shaped(narrow, &dims, fortran)), "int64")
         }
-        (Bool, 1) => Tensor::Bool(shaped(file.into_vec::<bool>().map_err(io)?, &dims, fortran)),
+        (Bool, 1) => (
+            Tensor::Bool(shaped(file.into_vec::<bool>().map_err(io)?, &dims, fortran)),
+            "bool",
+        ),
         _ => return Err(NpyError::DType(type_str.to_string())),
     })
 }

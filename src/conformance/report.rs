@@ -178,13 +178,7 @@ pub fn failure_detail(run: &CaseRun) -> String {
         }
         s.push('\n');
     }
-    if !run.not_compared.is_empty() {
-        let _ = writeln!(
-            s,
-            "{head} not compared (need per-step states the implementation did not write): {}",
-            run.not_compared.join(", ")
-        );
-    }
+    s.push_str(&not_compared_detail(run));
     if let Some(diag) = &run.diagnosis {
         for d in &diag.steps {
             let when = d.time.map_or("after the last step".to_string(), |t| {
@@ -218,6 +212,28 @@ pub fn failure_detail(run: &CaseRun) -> String {
         for h in &diag.hints {
             let _ = writeln!(s, "{head} hint: {}", h.message);
         }
+    }
+    s
+}
+
+/// One line per reason some expected outputs of `run` were not compared.
+pub fn not_compared_detail(run: &CaseRun) -> String {
+    let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for n in &run.not_compared {
+        by_reason
+            .entry(n.reason.as_str())
+            .or_default()
+            .push(n.output.as_str());
+    }
+    let mut s = String::new();
+    for (reason, outputs) in by_reason {
+        let _ = writeln!(
+            s,
+            "{} [{}] not compared: {} ({reason})",
+            run.id,
+            run.dtype,
+            outputs.join(", ")
+        );
     }
     s
 }
@@ -282,6 +298,16 @@ pub fn table(report: &Report) -> String {
                 r.dtype,
                 r.expected_failure.as_deref().unwrap_or("")
             );
+        }
+    }
+    let partial: Vec<&CaseRun> = runs
+        .iter()
+        .filter(|r| r.verdict() != "fail" && !r.not_compared.is_empty())
+        .collect();
+    if !partial.is_empty() {
+        s.push_str("\nnot compared (outputs left out of a case's verdict, with the reason):\n");
+        for r in partial {
+            s.push_str(&not_compared_detail(r));
         }
     }
     if !report.skipped.is_empty() {

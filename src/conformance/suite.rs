@@ -22,6 +22,10 @@ pub enum SuiteError {
         /// The error.
         source: std::io::Error,
     },
+    /// A folder name that is not UTF-8: it has no id that could not
+    /// collide with another.
+    #[error("{}: a folder name that is not UTF-8; rename it (case ids are UTF-8 paths)", .0.display())]
+    NotUtf8(PathBuf),
     /// The root holds no case at all.
     #[error("reference folder {0} holds no case (no */case.json below it)")]
     Empty(PathBuf),
@@ -51,13 +55,17 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<CaseRef>) -> Result<(), SuiteEr
         path: dir.to_path_buf(),
         source,
     };
-    if dir != root && dir.join("case.json").is_file() {
+    // A folder holding anything named case.json is a case: one that is not
+    // a regular file fails to load with a message, instead of the case
+    // silently vanishing from the suite.
+    if dir != root && std::fs::symlink_metadata(dir.join("case.json")).is_ok() {
         let rel = dir.strip_prefix(root).unwrap_or(dir);
-        let id = rel
+        let parts = rel
             .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join("/");
+            .map(|c| c.as_os_str().to_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| SuiteError::NotUtf8(dir.to_path_buf()))?;
+        let id = parts.join("/");
         found.push(CaseRef {
             id,
             dir: dir.to_path_buf(),
@@ -69,6 +77,9 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<CaseRef>) -> Result<(), SuiteEr
         let name = entry.file_name();
         if name.to_string_lossy().starts_with('.') {
             continue;
+        }
+        if name.to_str().is_none() && entry.file_type().map_err(io)?.is_dir() {
+            return Err(SuiteError::NotUtf8(entry.path()));
         }
         // Follow no symlinks: a case tree is plain folders.
         if entry.file_type().map_err(io)?.is_dir() {

@@ -322,12 +322,40 @@ fn with_shape<T, D: ndarray::Dimension>(
     Ok(a.into_dimensionality::<D>().expect("shape checked"))
 }
 
+thread_local! {
+    /// The variable names read by the model run in progress on this thread,
+    /// when [`track_variable_use`] is collecting them.
+    static USED_VARIABLES: std::cell::RefCell<Option<std::collections::BTreeSet<String>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn note_variable(name: &str) {
+    USED_VARIABLES.with(|u| {
+        if let Some(set) = u.borrow_mut().as_mut() {
+            set.insert(name.to_string());
+        }
+    });
+}
+
+/// Run `f` (a model run) and return, with its result, the names of the
+/// variables the dialect read: a case's loader refuses variables no
+/// dialect code reads, since a misnamed one would be silently ignored.
+pub fn track_variable_use<R>(f: impl FnOnce() -> R) -> (R, std::collections::BTreeSet<String>) {
+    let previous = USED_VARIABLES.with(|u| u.replace(Some(Default::default())));
+    let result = f();
+    let used = USED_VARIABLES
+        .with(|u| u.replace(previous))
+        .unwrap_or_default();
+    (result, used)
+}
+
 /// A variable as a matrix of the expected shape.
 pub(crate) fn variable2<T: Real>(
     vars: &Tensors,
     name: &str,
     shape: [usize; 2],
 ) -> Result<Array2<T>, DialectError> {
+    note_variable(name);
     with_shape::<T, Ix2>(
         float_tensor(vars, name, DialectError::MissingVariable)?,
         name,
@@ -341,6 +369,7 @@ pub(crate) fn variable1<T: Real>(
     name: &str,
     len: usize,
 ) -> Result<Array1<T>, DialectError> {
+    note_variable(name);
     with_shape::<T, Ix1>(
         float_tensor(vars, name, DialectError::MissingVariable)?,
         name,
