@@ -416,7 +416,7 @@ fn load_array(
     let limit = shape
         .iter()
         .try_fold(8u64, |a, &d| a.checked_mul(d as u64))
-        .and_then(|b| b.checked_add(fsio::MAX_NPY_HEADER_BYTES))
+        .and_then(|b| b.checked_add(npy::MAX_HEADER_BYTES))
         .map_or(npy::MAX_FILE_BYTES, |b| b.min(npy::MAX_FILE_BYTES));
     let bytes = fsio::read_limited(&path, limit, "an array of the shape case.json declares")?;
     let hash = fsio::sha256(&bytes);

@@ -20,10 +20,6 @@ pub const MAX_JSON_BYTES: u64 = 16 << 20;
 /// The most of an `error.txt` that is read (and shown trimmed): 64 KiB.
 pub const MAX_MESSAGE_BYTES: u64 = 64 << 10;
 
-/// The most header bytes an `.npy` array may have beyond its data when its
-/// size is bounded by a declared shape (numpy writes 128 or so).
-pub const MAX_NPY_HEADER_BYTES: u64 = 64 << 10;
-
 /// `sha256:<hex>` of `bytes`: how the gate fingerprints every file it
 /// reads or writes.
 pub fn sha256(bytes: &[u8]) -> String {

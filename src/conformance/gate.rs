@@ -609,7 +609,11 @@ pub fn export(
         forget_bias,
         Some(&staging_path),
         options.interrupt,
-    )?;
+    )
+    .map_err(|e| match e {
+        GateError::Interrupted(_) => GateError::Interrupted(dir.to_path_buf()),
+        other => other,
+    })?;
     if options.interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
         return Err(GateError::Interrupted(dir.to_path_buf()));
     }
@@ -1492,7 +1496,8 @@ fn verify_export(
         }
     }
     if !errors.is_empty() {
-        return Ok((cases, errors));
+        // The export cannot be verified without every case: check none.
+        return Ok((BTreeMap::new(), errors));
     }
     let loaded: Vec<Case> = index.cases.iter().map(|e| cases[&e.id].clone()).collect();
     let forget_bias: ForgetBias = index.forget_bias.parse().map_err(|m| GateError::Format {
