@@ -412,7 +412,8 @@ fn finish(
     inputs: (&[&Path], &[&Path]),
 ) -> u8 {
     print!("{}", render(report, format, name));
-    if let Some(path) = file {
+    // `-`: standard output, where the report (in --format) just went.
+    if let Some(path) = file.filter(|p| p.as_os_str() != "-") {
         let as_format = match path.extension().and_then(|e| e.to_str()) {
             Some("xml") => Format::Junit,
             Some("json") => Format::Json,
