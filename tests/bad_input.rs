@@ -102,8 +102,9 @@ fn wrong_dtype_is_refused() {
     let e = load(&dir).unwrap_err();
     assert_eq!(e.file.as_deref(), Some(name.as_str()), "{e}");
     assert!(
-        e.to_string()
-            .contains(&format!("{name}: dtype int32 where float32 or float64 is required")),
+        e.to_string().contains(&format!(
+            "{name}: dtype int32 where float32 or float64 is required"
+        )),
         "{e}"
     );
     // An int64 file is named as int64 (it is read as int32 where it fits).
@@ -112,12 +113,16 @@ fn wrong_dtype_is_refused() {
     bytes[at..at + 3].copy_from_slice(b"<i8");
     let data_start = bytes.len() - shape.iter().product::<usize>() * 4;
     let mut wide = bytes[..data_start].to_vec();
-    wide.extend(std::iter::repeat_n(0u8, shape.iter().product::<usize>() * 8));
+    wide.extend(std::iter::repeat_n(
+        0u8,
+        shape.iter().product::<usize>() * 8,
+    ));
     fs::write(&v, wide).unwrap();
     let e = load(&dir).unwrap_err();
     assert!(
-        e.to_string()
-            .contains(&format!("{name}: dtype int64 where float32 or float64 is required")),
+        e.to_string().contains(&format!(
+            "{name}: dtype int64 where float32 or float64 is required"
+        )),
         "{e}"
     );
 }

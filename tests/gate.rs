@@ -677,7 +677,9 @@ fn an_implementation_that_cannot_run_a_step_fails_it_with_its_message() {
     let r = check(&ex, &out, None).unwrap();
     assert_eq!(r.exit_code(), 2);
     assert!(
-        r.errors[0].message.contains("error.txt: written beside the output"),
+        r.errors[0]
+            .message
+            .contains("error.txt: written beside the output"),
         "{:?}",
         r.errors
     );
@@ -699,7 +701,11 @@ fn an_implementation_that_cannot_run_a_step_fails_it_with_its_message() {
     fs::write(d.join("error.txt"), long).unwrap();
     let r = check(&ex, &out, None).unwrap();
     let e = r.runs[0].error.as_deref().unwrap();
-    assert!(e.contains("\u{fffd}\u{fffd} bad bytes") && e.contains("bytes shown]") && e.len() < 70_000, "{}", &e[..80]);
+    assert!(
+        e.contains("\u{fffd}\u{fffd} bad bytes") && e.contains("bytes shown]") && e.len() < 70_000,
+        "{}",
+        &e[..80]
+    );
 }
 
 #[test]
@@ -920,7 +926,13 @@ fn committed_gate_reports_match_the_suite_and_the_expectations() {
             &ExportOptions {
                 layout: layout.parse().unwrap(),
                 dtype: report["gate"]["dtype"].as_str().unwrap().parse().unwrap(),
-                forget_bias: Some(report["gate"]["forget_bias"].as_str().unwrap().parse().unwrap()),
+                forget_bias: Some(
+                    report["gate"]["forget_bias"]
+                        .as_str()
+                        .unwrap()
+                        .parse()
+                        .unwrap(),
+                ),
                 interrupt: None,
             },
         )

@@ -87,7 +87,9 @@ pub enum CaseErrorKind {
     #[error("{0}")]
     Read(#[from] ReadError),
     /// The arrays declare more data than a case may hold.
-    #[error("the arrays declare {0} bytes together, more than the {MAX_CASE_BYTES} a case may hold")]
+    #[error(
+        "the arrays declare {0} bytes together, more than the {MAX_CASE_BYTES} a case may hold"
+    )]
     TooLarge(u64),
     /// A variable in `case.json` that the model never reads.
     #[error("variable {0:?} is listed but the model does not use it (a misnamed variable would be silently ignored)")]
@@ -155,12 +157,9 @@ impl Case {
             file: file.map(str::to_string),
             kind,
         };
-        let manifest_bytes = fsio::read_limited(
-            &dir.join("case.json"),
-            fsio::MAX_JSON_BYTES,
-            "a case.json",
-        )
-        .map_err(|e| err(Some("case.json"), e.into()))?;
+        let manifest_bytes =
+            fsio::read_limited(&dir.join("case.json"), fsio::MAX_JSON_BYTES, "a case.json")
+                .map_err(|e| err(Some("case.json"), e.into()))?;
         let mut files = BTreeMap::new();
         files.insert("case.json".to_string(), fsio::sha256(&manifest_bytes));
         let text = String::from_utf8(manifest_bytes).map_err(|e| {
@@ -215,14 +214,12 @@ impl Case {
 
         // Every array with its file's own dtype; each file read once.
         let mut dtypes: BTreeMap<String, &'static str> = BTreeMap::new();
-        let mut load =
-            |file: &str, shape: &[usize]| -> Result<(Tensor, &'static str), CaseError> {
-                let (t, dtype, hash) =
-                    load_array(dir, file, shape).map_err(|k| err(Some(file), k))?;
-                files.insert(file.to_string(), hash);
-                dtypes.insert(file.to_string(), dtype);
-                Ok((t, dtype))
-            };
+        let mut load = |file: &str, shape: &[usize]| -> Result<(Tensor, &'static str), CaseError> {
+            let (t, dtype, hash) = load_array(dir, file, shape).map_err(|k| err(Some(file), k))?;
+            files.insert(file.to_string(), hash);
+            dtypes.insert(file.to_string(), dtype);
+            Ok((t, dtype))
+        };
         let mut variables = BTreeMap::new();
         for (name, r) in &manifest.variables {
             let (t, _) = load(&r.file, &r.shape)?;
@@ -374,7 +371,12 @@ fn declared_bytes(m: &Manifest) -> Option<u64> {
             shapes.push(&e.shape);
         }
     }
-    shapes.extend(m.notebook_printed.iter().flatten().map(|(_, p)| p.shape.as_slice()));
+    shapes.extend(
+        m.notebook_printed
+            .iter()
+            .flatten()
+            .map(|(_, p)| p.shape.as_slice()),
+    );
     shapes.iter().try_fold(0u64, |acc, shape| {
         let n = shape
             .iter()

@@ -209,7 +209,8 @@ pub fn write_report(
             ));
         }
     }
-    super::npy::write_atomic(path, bytes).map_err(|e| format!("{shown}: cannot write the report: {e}"))
+    super::npy::write_atomic(path, bytes)
+        .map_err(|e| format!("{shown}: cannot write the report: {e}"))
 }
 
 #[cfg(test)]

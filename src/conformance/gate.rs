@@ -504,7 +504,10 @@ fn check_replaceable(dir: &Path) -> Result<(), GateError> {
         return Err(not_export("a symbolic link".into()));
     }
     if !meta.is_dir() {
-        return Err(not_export(format!("{}, not a folder", fsio::kind_of(&meta))));
+        return Err(not_export(format!(
+            "{}, not a folder",
+            fsio::kind_of(&meta)
+        )));
     }
     let mut entries = Vec::new();
     for e in fs::read_dir(dir).map_err(io_err(dir))? {
@@ -517,7 +520,11 @@ fn check_replaceable(dir: &Path) -> Result<(), GateError> {
     let old: OldIndex = fsio::read_json_text(&index_path)
         .map_err(|e| e.to_string())
         .and_then(|t| super::json::from_str_strict(&t))
-        .map_err(|e| not_export(format!("not empty, and index.json is not an export index ({e})")))?;
+        .map_err(|e| {
+            not_export(format!(
+                "not empty, and index.json is not an export index ({e})"
+            ))
+        })?;
     if old.format != EXPORT_FORMAT {
         return Err(not_export(format!(
             "index.json has format {:?}, not {EXPORT_FORMAT:?}",
@@ -670,8 +677,12 @@ fn build(
             files: BTreeMap::new(),
         };
         let mut entry = match options.dtype {
-            Dtype::F32 => export_case::<f32>(case, &mut sink, options.layout, options.dtype, forget_bias)?,
-            Dtype::F64 => export_case::<f64>(case, &mut sink, options.layout, options.dtype, forget_bias)?,
+            Dtype::F32 => {
+                export_case::<f32>(case, &mut sink, options.layout, options.dtype, forget_bias)?
+            }
+            Dtype::F64 => {
+                export_case::<f64>(case, &mut sink, options.layout, options.dtype, forget_bias)?
+            }
         };
         entry.files = sink.files;
         index.cases.push(entry);
@@ -1334,7 +1345,10 @@ impl<T: Real> OutputReader<'_, T> {
             let (text, longer) = fsio::read_message(&error_file, fsio::MAX_MESSAGE_BYTES)
                 .map_err(|e| ReadProblem::BadFile(error_file.clone(), e.to_string()))?;
             let text = if longer {
-                format!("{text} [...; the first {} bytes shown]", fsio::MAX_MESSAGE_BYTES)
+                format!(
+                    "{text} [...; the first {} bytes shown]",
+                    fsio::MAX_MESSAGE_BYTES
+                )
             } else {
                 text
             };
@@ -1446,7 +1460,13 @@ fn index_difference(recorded: &IndexCase, planned: &IndexCase) -> Option<String>
             .iter()
             .find(|(f, h)| recorded.files.get(*f) != Some(*h))
             .map(|(f, _)| f.clone())
-            .or_else(|| recorded.files.keys().find(|f| !planned.files.contains_key(*f)).cloned())
+            .or_else(|| {
+                recorded
+                    .files
+                    .keys()
+                    .find(|f| !planned.files.contains_key(*f))
+                    .cloned()
+            })
             .unwrap_or_default();
         return Some(format!(
             "index.json does not match what this reference exports to: file {f} of case {} differs (changed by hand, or exported by another build)",
@@ -1526,7 +1546,9 @@ fn verify_export(
     for entry in &index.cases {
         for (rel, hash) in &entry.files {
             let path = inside(options.export_dir, rel).ok_or_else(|| {
-                stale(format!("index.json lists the file {rel:?}, which leaves the export folder"))
+                stale(format!(
+                    "index.json lists the file {rel:?}, which leaves the export folder"
+                ))
             })?;
             let bytes = fsio::read_limited(&path, npy::MAX_FILE_BYTES, "an export file")
                 .map_err(|e| stale(format!("{}: {e}", path.display())))?;

@@ -91,7 +91,10 @@ mod tests {
         let e = check_no_duplicate_keys(r#"{"a": 1, "a": 2}"#).unwrap_err();
         assert!(e.contains("duplicate key \"a\""), "{e}");
         let e = check_no_duplicate_keys(r#"{"a": [{"x": 1, "y": 2, "x": 3}]}"#).unwrap_err();
-        assert!(e.contains("duplicate key \"x\"") && e.contains("line 1"), "{e}");
+        assert!(
+            e.contains("duplicate key \"x\"") && e.contains("line 1"),
+            "{e}"
+        );
         // Escapes that spell the same key are the same key.
         assert!(check_no_duplicate_keys(r#"{"a": 1, "\u0061": 2}"#).is_err());
         assert!(check_no_duplicate_keys(r#"{"a": 1} trailing"#).is_err());

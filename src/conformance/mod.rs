@@ -22,8 +22,8 @@ pub mod tolerance;
 
 pub use case::{Case, CaseError, CaseErrorKind};
 pub use check::{
-    check_outputs, check_outputs_except, check_runner, check_runner_except, run_all, run_case, select,
-    CaseRun, Dtype, NotCompared, Recording, Selection, NEEDS_TRACES,
+    check_outputs, check_outputs_except, check_runner, check_runner_except, run_all, run_case,
+    select, CaseRun, Dtype, NotCompared, Recording, Selection, NEEDS_TRACES,
 };
 pub use suite::{discover, Filter, ModelFilter};
 pub use tolerance::Tolerance;

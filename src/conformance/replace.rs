@@ -72,7 +72,10 @@ pub fn absolute(target: &Path) -> io::Result<PathBuf> {
             }
         }
         if !probe.pop() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "no existing ancestor"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no existing ancestor",
+            ));
         }
     }
 }
@@ -185,10 +188,7 @@ fn same_file(_: &File, path: &Path) -> bool {
 /// As [`split`].
 pub fn staging(target: &Path) -> io::Result<PathBuf> {
     let (parent, name) = split(target)?;
-    Ok(parent.join(format!(
-        ".{name}.lstm-parity-new-{}",
-        std::process::id()
-    )))
+    Ok(parent.join(format!(".{name}.lstm-parity-new-{}", std::process::id())))
 }
 
 /// Remove staging folders of `target` that earlier, killed runs left.
@@ -295,7 +295,11 @@ mod tests {
         assert!(target.join("new").is_file() && !target.join("old").exists());
         assert!(!staged.exists());
         drop(lock);
-        let names: Vec<_> = fs::read_dir(d.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out")]);
         TargetLock::acquire(&target).unwrap();
     }
@@ -307,6 +311,9 @@ mod tests {
         assert_eq!(absolute(&d.path().join("a/b")).unwrap(), real.join("a/b"));
         assert!(absolute(&d.path().join("a/../b")).is_err());
         assert!(split(Path::new("/")).is_err());
-        assert_eq!(split(Path::new("x")).unwrap(), (PathBuf::from("."), "x".into()));
+        assert_eq!(
+            split(Path::new("x")).unwrap(),
+            (PathBuf::from("."), "x".into())
+        );
     }
 }
