@@ -30,6 +30,16 @@ pub struct Shape {
     pub hidden: usize,
 }
 
+/// The most memory a benchmarked shape may take by
+/// [`Shape::memory_estimate`]: 8 GiB (a third of this project's machines).
+pub const MAX_MEMORY_BYTES: u64 = 8 << 30;
+
+/// The most threads a benchmark may ask for.
+pub const MAX_THREADS: usize = 1024;
+
+/// The longest `min_time` a benchmark may ask for, in seconds.
+pub const MAX_MIN_TIME_SECONDS: f64 = 3600.0;
+
 /// The standard shapes: DeepBench-like, large, medium, streaming.
 pub const SHAPES: [Shape; 4] = [
     Shape::new(64, 50, 512),
@@ -45,6 +55,39 @@ impl Shape {
             batch,
             time,
             hidden,
+        }
+    }
+
+    /// An estimate of the memory a run of this shape takes, in bytes, for
+    /// elements of `element_bytes` bytes: the layer's weights with their
+    /// packed copy, the inputs, the gate buffer and the outputs
+    /// (`element_bytes * (3 * 4H * H + 4H + B * T * 6H)`). `None` when the
+    /// count does not fit in `u64`.
+    pub fn memory_estimate(&self, element_bytes: usize) -> Option<u64> {
+        let (b, t, h) = (self.batch as u64, self.time as u64, self.hidden as u64);
+        let weights = h
+            .checked_mul(h)?
+            .checked_mul(12)?
+            .checked_add(h.checked_mul(4)?)?;
+        let sequence = b.checked_mul(t)?.checked_mul(h)?.checked_mul(6)?;
+        weights
+            .checked_add(sequence)?
+            .checked_mul(element_bytes as u64)
+    }
+
+    /// Check that a run of this shape fits [`MAX_MEMORY_BYTES`].
+    ///
+    /// # Errors
+    /// A message naming the shape and its estimate.
+    pub fn check_fits(&self, element_bytes: usize) -> Result<(), String> {
+        match self.memory_estimate(element_bytes) {
+            Some(n) if n <= MAX_MEMORY_BYTES => Ok(()),
+            Some(n) => Err(format!(
+                "shape {self} needs about {:.1} GiB with {element_bytes}-byte elements, more than the {} GiB the benchmark allows",
+                n as f64 / f64::from(1u32 << 30),
+                MAX_MEMORY_BYTES >> 30
+            )),
+            None => Err(format!("shape {self} is too large to count its memory")),
         }
     }
 

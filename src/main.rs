@@ -78,7 +78,7 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         repeats: usize,
         /// Minimum timed seconds per shape (more runs until reached, at most 200).
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_parser = parse_min_time)]
         min_time: f64,
         /// Pack the weights in every run (`lstm::run_with`) instead of once
         /// before the timed runs (`lstm::Prepared`, as onnxruntime packs
@@ -258,7 +258,7 @@ fn main() -> ExitCode {
         } => {
             let repeats = Repeats {
                 min_runs: repeats.max(1),
-                min_time: std::time::Duration::from_secs_f64(min_time.clamp(0.0, 3600.0)),
+                min_time: std::time::Duration::from_secs_f64(min_time),
                 ..Repeats::default()
             };
             let prepared = !pack_every_run;
@@ -303,6 +303,21 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// `--min-time`: seconds, finite, from 0 to [`bench::MAX_MIN_TIME_SECONDS`].
+fn parse_min_time(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.0..=bench::MAX_MIN_TIME_SECONDS).contains(&v) {
+        return Err(format!(
+            "{s:?}: must be from 0 to {} seconds",
+            bench::MAX_MIN_TIME_SECONDS
+        ));
+    }
+    Ok(v)
+}
+
 fn bench_command(
     json: bool,
     shapes: Vec<Shape>,
@@ -312,8 +327,11 @@ fn bench_command(
     prepared: bool,
     repeats: Repeats,
 ) -> u8 {
-    if threads == Some(0) {
-        eprintln!("error: --threads must be at least 1");
+    if let Some(n) = threads.filter(|&n| n == 0 || n > bench::MAX_THREADS) {
+        eprintln!(
+            "error: --threads {n}: must be from 1 to {}",
+            bench::MAX_THREADS
+        );
         return 2;
     }
     let shapes = if shapes.is_empty() {
@@ -321,6 +339,13 @@ fn bench_command(
     } else {
         shapes
     };
+    let element_bytes = if dtype == BenchDtype::Float32 { 4 } else { 8 };
+    for shape in &shapes {
+        if let Err(e) = shape.check_fits(element_bytes) {
+            eprintln!("error: --shapes: {e}");
+            return 2;
+        }
+    }
     if !json {
         println!(
             "{:<17} {:<14} {:<8} {:>10} {:>9} {:>7}",

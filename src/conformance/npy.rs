@@ -1,4 +1,6 @@
-//! `.npy` in and out, through `npyz`.
+//! `.npy` in and out: a strict reader of its own (the header dict parsed
+//! as the Python literal it is, the data decoded in either byte order),
+//! and writing through `npyz`.
 //!
 //! Reading checks the header against the bytes before allocating, so a
 //! header that claims a huge shape is an error, not an allocation. Writing
@@ -111,96 +113,379 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor, NpyError> {
 /// An [`NpyError`] saying what is wrong with the bytes.
 pub fn parse_with_dtype(bytes: &[u8]) -> Result<(Tensor, &'static str), NpyError> {
     let header_len = header_length(bytes)?;
-    check_shape_fits(&bytes[..header_len])?;
-    let header =
-        npyz::NpyHeader::from_reader(bytes).map_err(|e| NpyError::Header(e.to_string()))?;
-    let npyz::DType::Plain(type_str) = header.dtype() else {
-        return Err(NpyError::DType(format!("{:?}", header.dtype())));
-    };
-    let item_bytes = type_str
-        .num_bytes()
-        .ok_or_else(|| NpyError::DType(type_str.to_string()))? as u64;
-    let shape: Vec<u64> = header.shape().to_vec();
-    let count = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+    let header = Header::parse(&bytes[header_prefix(bytes)..header_len])?;
+    let item_bytes = header.kind.item_bytes();
+    let count = header
+        .shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d));
     let expected = count.and_then(|c| c.checked_mul(item_bytes));
     let got = (bytes.len() - header_len) as u64;
-    if expected != Some(got) {
+    let Some(expected) = expected else {
+        return Err(NpyError::Header(format!(
+            "shape {:?} is too large",
+            header.shape
+        )));
+    };
+    if expected != got {
         return Err(NpyError::Size {
-            shape,
-            expected: expected.unwrap_or(u64::MAX),
+            shape: header.shape,
+            expected,
             got,
         });
     }
-    let fortran = matches!(header.order(), npyz::Order::Fortran);
-    let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let dims = header
+        .shape
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(|_| NpyError::Header(format!("shape {:?} is too large", header.shape)))?;
     let data = &bytes[header_len..];
-    let file = npyz::NpyFile::with_header(header.clone(), data);
-    let kind = (type_str.type_char(), type_str.size_field());
-    use npyz::TypeChar::{Bool, Float, Int};
-    let io = |e: std::io::Error| NpyError::Header(e.to_string());
-    Ok(match kind {
-        (Float, 4) => (
-            Tensor::F32(shaped(file.into_vec::<f32>().map_err(io)?, &dims, fortran)),
-            "float32",
-        ),
-        (Float, 8) => (
-            Tensor::F64(shaped(file.into_vec::<f64>().map_err(io)?, &dims, fortran)),
-            "float64",
-        ),
-        (Int, 4) => (
-            Tensor::I32(shaped(file.into_vec::<i32>().map_err(io)?, &dims, fortran)),
-            "int32",
-        ),
-        (Int, 8) => {
-            let wide = file.into_vec::<i64>().map_err(io)?;
-            let narrow = wide
-                .into_iter()
-                .map(|v| i32::try_from(v).map_err(|_| NpyError::IntRange(v)))
-                .collect::<Result<Vec<_>, _>>()?;
-            (Tensor::I32(shaped(narrow, &dims, fortran)), "int64")
+    let big = header.big_endian;
+    let fortran = header.fortran_order;
+    let words = |n: usize| data.chunks_exact(n);
+    Ok(match header.kind {
+        Kind::F32 => {
+            let v = words(4)
+                .map(|w| {
+                    let w = [w[0], w[1], w[2], w[3]];
+                    if big {
+                        f32::from_be_bytes(w)
+                    } else {
+                        f32::from_le_bytes(w)
+                    }
+                })
+                .collect();
+            (Tensor::F32(shaped(v, &dims, fortran)?), "float32")
         }
-        (Bool, 1) => (
-            Tensor::Bool(shaped(file.into_vec::<bool>().map_err(io)?, &dims, fortran)),
-            "bool",
-        ),
-        _ => return Err(NpyError::DType(type_str.to_string())),
+        Kind::F64 => {
+            let v = words(8)
+                .map(|w| {
+                    let w: [u8; 8] = w.try_into().expect("chunks of 8");
+                    if big {
+                        f64::from_be_bytes(w)
+                    } else {
+                        f64::from_le_bytes(w)
+                    }
+                })
+                .collect();
+            (Tensor::F64(shaped(v, &dims, fortran)?), "float64")
+        }
+        Kind::I32 => {
+            let v = words(4)
+                .map(|w| {
+                    let w = [w[0], w[1], w[2], w[3]];
+                    if big {
+                        i32::from_be_bytes(w)
+                    } else {
+                        i32::from_le_bytes(w)
+                    }
+                })
+                .collect();
+            (Tensor::I32(shaped(v, &dims, fortran)?), "int32")
+        }
+        Kind::I64 => {
+            let v = words(8)
+                .map(|w| {
+                    let w: [u8; 8] = w.try_into().expect("chunks of 8");
+                    let v = if big {
+                        i64::from_be_bytes(w)
+                    } else {
+                        i64::from_le_bytes(w)
+                    };
+                    i32::try_from(v).map_err(|_| NpyError::IntRange(v))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (Tensor::I32(shaped(v, &dims, fortran)?), "int64")
+        }
+        Kind::Bool => {
+            let v = data
+                .iter()
+                .map(|&b| match b {
+                    0 => Ok(false),
+                    1 => Ok(true),
+                    b => Err(NpyError::Header(format!(
+                        "bool data holds the byte {b}, not 0 or 1"
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (Tensor::Bool(shaped(v, &dims, fortran)?), "bool")
+        }
     })
 }
 
-/// Refuse a header whose shape's element count overflows `u64`, before
-/// `npyz` multiplies it out (which overflows).
-fn check_shape_fits(header: &[u8]) -> Result<(), NpyError> {
-    let text = String::from_utf8_lossy(header);
-    let Some(start) = text
-        .find("'shape'")
-        .and_then(|k| text[k..].find('(').map(|p| k + p + 1))
-    else {
-        return Ok(()); // npyz reports the malformed header
-    };
-    let Some(len) = text[start..].find(')') else {
-        return Ok(());
-    };
-    let mut count: u64 = 1;
-    for dim in text[start..start + len]
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-    {
-        let Ok(d) = dim.parse::<u64>() else {
-            return Ok(());
-        };
-        count = count
-            .checked_mul(d)
-            .and_then(|c| c.checked_mul(16))
-            .map(|c| c / 16)
-            .ok_or_else(|| {
-                NpyError::Header(format!(
-                    "shape {} is too large",
-                    &text[start - 1..=start + len]
-                ))
-            })?;
+/// The element types a case may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    F32,
+    F64,
+    I32,
+    I64,
+    Bool,
+}
+
+impl Kind {
+    fn item_bytes(self) -> u64 {
+        match self {
+            Kind::F32 | Kind::I32 => 4,
+            Kind::F64 | Kind::I64 => 8,
+            Kind::Bool => 1,
+        }
     }
-    Ok(())
+}
+
+/// The header dict of an `.npy` file, parsed as the Python literal it is
+/// (`{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`): either
+/// quote, decimal or `0x`/`0o`/`0b` integers with `_` separators, as
+/// numpy's own reader (`ast.literal_eval`) takes them. Exactly the three
+/// keys, each once.
+#[derive(Debug, PartialEq, Eq)]
+struct Header {
+    kind: Kind,
+    big_endian: bool,
+    fortran_order: bool,
+    shape: Vec<u64>,
+}
+
+/// One value of the header dict.
+enum Value {
+    Str(String),
+    Bool(bool),
+    Tuple(Vec<u64>),
+}
+
+/// A cursor over the header's text.
+struct Lexer<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl Lexer<'_> {
+    fn error(&self, what: &str) -> NpyError {
+        NpyError::Header(format!("header dict: {what} at byte {}", self.at))
+    }
+
+    fn skip_space(&mut self) {
+        while self.at < self.text.len()
+            && matches!(self.text[self.at], b' ' | b'\t' | b'\n' | b'\r')
+        {
+            self.at += 1;
+        }
+    }
+
+    /// Skip space, then take `c` if it is next.
+    fn eat(&mut self, c: u8) -> bool {
+        self.skip_space();
+        if self.text.get(self.at) == Some(&c) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), NpyError> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(self.error(&format!("expected {:?}", c as char)))
+        }
+    }
+
+    /// A string in single or double quotes, without escapes.
+    fn string(&mut self) -> Result<String, NpyError> {
+        self.skip_space();
+        let quote = match self.text.get(self.at) {
+            Some(&q @ (b'\'' | b'"')) => q,
+            _ => return Err(self.error("expected a quoted string")),
+        };
+        let start = self.at + 1;
+        let len = self.text[start..]
+            .iter()
+            .position(|&c| c == quote || c == b'\\' || c == b'\n')
+            .ok_or_else(|| self.error("unterminated string"))?;
+        if self.text[start + len] != quote {
+            return Err(self.error("escape or line break in a string"));
+        }
+        self.at = start + len + 1;
+        String::from_utf8(self.text[start..start + len].to_vec())
+            .map_err(|_| self.error("a string that is not UTF-8"))
+    }
+
+    /// A non-negative Python integer literal.
+    fn integer(&mut self) -> Result<u64, NpyError> {
+        self.skip_space();
+        let start = self.at;
+        while self.at < self.text.len()
+            && (self.text[self.at].is_ascii_alphanumeric() || self.text[self.at] == b'_')
+        {
+            self.at += 1;
+        }
+        let word = std::str::from_utf8(&self.text[start..self.at]).expect("ASCII");
+        let lower = word.to_ascii_lowercase();
+        let (digits, radix) = match lower.get(..2) {
+            Some("0x") => (&lower[2..], 16),
+            Some("0o") => (&lower[2..], 8),
+            Some("0b") => (&lower[2..], 2),
+            _ => (lower.as_str(), 10),
+        };
+        // Python's rules: a prefix may be followed by one `_`, digits are
+        // separated by single `_`, and a decimal other than zero has no
+        // leading zero.
+        let digits = if radix == 10 {
+            digits
+        } else {
+            digits.strip_prefix('_').unwrap_or(digits)
+        };
+        let separators_ok =
+            !digits.starts_with('_') && !digits.ends_with('_') && !digits.contains("__");
+        let leading_zero =
+            radix == 10 && digits.starts_with('0') && digits.chars().any(|c| c != '0' && c != '_');
+        if digits.is_empty() || !separators_ok || leading_zero {
+            return Err(self.at_word(start, word));
+        }
+        u64::from_str_radix(&digits.replace('_', ""), radix).map_err(|e| {
+            if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) {
+                NpyError::Header(format!("shape dimension {word} is too large"))
+            } else {
+                self.at_word(start, word)
+            }
+        })
+    }
+
+    fn at_word(&self, start: usize, word: &str) -> NpyError {
+        NpyError::Header(format!(
+            "header dict: {word:?} at byte {start} is not a non-negative integer"
+        ))
+    }
+
+    fn value(&mut self) -> Result<Value, NpyError> {
+        self.skip_space();
+        match self.text.get(self.at) {
+            Some(b'\'' | b'"') => self.string().map(Value::Str),
+            Some(b'(') => {
+                self.at += 1;
+                let mut dims = Vec::new();
+                loop {
+                    if self.eat(b')') {
+                        break;
+                    }
+                    dims.push(self.integer()?);
+                    if self.eat(b',') {
+                        continue;
+                    }
+                    self.expect(b')')?;
+                    // `(2)` is the integer 2, not a tuple.
+                    if dims.len() == 1 {
+                        return Err(self.error("a shape of one dimension needs a comma, as (2,)"));
+                    }
+                    break;
+                }
+                Ok(Value::Tuple(dims))
+            }
+            _ => {
+                for (word, v) in [("True", true), ("False", false)] {
+                    if self.text[self.at..].starts_with(word.as_bytes())
+                        && !self
+                            .text
+                            .get(self.at + word.len())
+                            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                    {
+                        self.at += word.len();
+                        return Ok(Value::Bool(v));
+                    }
+                }
+                Err(self.error("expected a string, True, False or a tuple"))
+            }
+        }
+    }
+}
+
+impl Header {
+    /// Parse the header dict (the bytes after the length field).
+    fn parse(text: &[u8]) -> Result<Header, NpyError> {
+        let mut lx = Lexer { text, at: 0 };
+        lx.expect(b'{')?;
+        let (mut descr, mut fortran, mut shape) = (None, None, None);
+        loop {
+            if lx.eat(b'}') {
+                break;
+            }
+            let key_at = lx.at;
+            let key = lx.string()?;
+            if !matches!(key.as_str(), "descr" | "fortran_order" | "shape") {
+                return Err(NpyError::Header(format!(
+                    "header dict: unknown key {key:?} at byte {key_at} (only descr, fortran_order, shape)"
+                )));
+            }
+            lx.expect(b':')?;
+            let value = lx.value()?;
+            let slot_taken = match (key.as_str(), value) {
+                ("descr", Value::Str(v)) => descr.replace(v).is_some(),
+                ("fortran_order", Value::Bool(v)) => fortran.replace(v).is_some(),
+                ("shape", Value::Tuple(v)) => shape.replace(v).is_some(),
+                _ => {
+                    return Err(NpyError::Header(format!(
+                        "header dict: {key:?} has a value of the wrong type"
+                    )))
+                }
+            };
+            if slot_taken {
+                return Err(NpyError::Header(format!(
+                    "header dict: duplicate key {key:?}"
+                )));
+            }
+            if lx.eat(b',') {
+                continue;
+            }
+            lx.expect(b'}')?;
+            break;
+        }
+        lx.skip_space();
+        if lx.at != text.len() {
+            return Err(lx.error("text after the header dict"));
+        }
+        let missing = |k: &str| NpyError::Header(format!("header dict: no {k:?} key"));
+        let descr = descr.ok_or_else(|| missing("descr"))?;
+        let fortran_order = fortran.ok_or_else(|| missing("fortran_order"))?;
+        let shape = shape.ok_or_else(|| missing("shape"))?;
+        let (order, code) = match descr.as_bytes().first() {
+            Some(b'<' | b'>' | b'|' | b'=') => (&descr[..1], &descr[1..]),
+            _ => ("|", descr.as_str()),
+        };
+        let kind = match code {
+            "f4" => Kind::F32,
+            "f8" => Kind::F64,
+            "i4" => Kind::I32,
+            "i8" => Kind::I64,
+            "b1" | "?" => Kind::Bool,
+            _ => return Err(NpyError::DType(descr.clone())),
+        };
+        // `|` and no order mark are for one-byte types; `=` is native order.
+        let big_endian = match order {
+            ">" => true,
+            "<" => false,
+            "=" => cfg!(target_endian = "big"),
+            _ if kind == Kind::Bool => false,
+            _ => return Err(NpyError::DType(descr.clone())),
+        };
+        Ok(Header {
+            kind,
+            big_endian,
+            fortran_order,
+            shape,
+        })
+    }
+}
+
+/// The length of magic, version and length field: 10 bytes for version 1,
+/// 12 for versions 2 and 3 (checked by [`header_length`] first).
+fn header_prefix(bytes: &[u8]) -> usize {
+    if bytes[6] == 1 {
+        10
+    } else {
+        12
+    }
 }
 
 /// The number of bytes before the data: magic, version, header length, header.
@@ -217,20 +502,27 @@ fn header_length(bytes: &[u8]) -> Result<usize, NpyError> {
         }
         v => return Err(NpyError::Header(format!("unknown .npy version {v}"))),
     };
+    if len as u64 > MAX_HEADER_BYTES {
+        return Err(NpyError::Header(format!(
+            "header of {len} bytes, more than the {MAX_HEADER_BYTES} allowed"
+        )));
+    }
     if len > bytes.len() {
         return Err(bad());
     }
     Ok(len)
 }
 
-fn shaped<T>(data: Vec<T>, dims: &[usize], fortran: bool) -> ArrayD<T> {
+fn shaped<T>(data: Vec<T>, dims: &[usize], fortran: bool) -> Result<ArrayD<T>, NpyError> {
     let shape = IxDyn(dims);
     let array = if fortran {
         ArrayD::from_shape_vec(shape.f(), data)
     } else {
         ArrayD::from_shape_vec(shape, data)
     };
-    array.expect("element count checked against the header")
+    // The element count matches the data; ndarray still refuses a shape
+    // whose dimensions other than zero multiply past isize::MAX.
+    array.map_err(|_| NpyError::Header(format!("shape {dims:?} is too large")))
 }
 
 /// Write a tensor as `.npy` (little-endian, C order), atomically: the data
@@ -315,4 +607,188 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `.npy` file of version 1 with this header dict and data.
+    fn file(dict: &str, data: &[u8]) -> Vec<u8> {
+        let mut header = dict.as_bytes().to_vec();
+        header.push(b'\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(data);
+        bytes
+    }
+
+    fn header(dict: &str) -> Result<Header, NpyError> {
+        Header::parse(dict.as_bytes())
+    }
+
+    #[test]
+    fn header_dicts_numpy_accepts_are_read() {
+        let want = Header {
+            kind: Kind::F32,
+            big_endian: false,
+            fortran_order: false,
+            shape: vec![2, 3],
+        };
+        for dict in [
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+            r#"{"descr": "<f4", "fortran_order": False, "shape": (2, 3)}"#,
+            "{'shape': (0x2, 0o3), 'fortran_order': False, 'descr': '<f4'}",
+            "{ 'descr' : '<f4' ,\n'fortran_order':False,'shape':(0b10,3,)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (0x_2, 3)}",
+        ] {
+            assert_eq!(header(dict).unwrap(), want, "{dict}");
+        }
+        let h = header("{'descr': '|b1', 'fortran_order': True, 'shape': ()}").unwrap();
+        assert_eq!(
+            (h.kind, h.fortran_order, h.shape),
+            (Kind::Bool, true, vec![])
+        );
+        let h = header("{'descr': '>i8', 'fortran_order': False, 'shape': (1_000,)}").unwrap();
+        assert_eq!(
+            (h.kind, h.big_endian, h.shape),
+            (Kind::I64, true, vec![1000])
+        );
+    }
+
+    #[test]
+    fn header_dicts_that_are_not_numpy_headers_are_refused() {
+        for (dict, words) in [
+            (
+                "{'descr': '<f4', 'descr': '<f8', 'fortran_order': False, 'shape': (2,)}",
+                "duplicate key \"descr\"",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}",
+                "unknown key \"x\"",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False}",
+                "no \"shape\" key",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': 0, 'shape': (2,)}",
+                "expected a string, True, False or a tuple",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (2)}",
+                "needs a comma",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,)}",
+                "not a non-negative integer",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (02,)}",
+                "not a non-negative integer",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (2__0,)}",
+                "not a non-negative integer",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (2.0,)}",
+                "expected ')'",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (0x1_0000_0000_0000_0000,)}",
+                "too large",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} x",
+                "text after the header dict",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': Falsey, 'shape': (2,)}",
+                "expected a string",
+            ),
+            (
+                "{'descr': '<f\\x34', 'fortran_order': False, 'shape': (2,)}",
+                "escape",
+            ),
+            (
+                "{'descr': 'f4', 'fortran_order': False, 'shape': (2,)}",
+                "unsupported dtype f4",
+            ),
+            (
+                "{'descr': '<c8', 'fortran_order': False, 'shape': (2,)}",
+                "unsupported dtype <c8",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': 'x'}",
+                "wrong type",
+            ),
+        ] {
+            let e = header(dict).expect_err(dict).to_string();
+            assert!(e.contains(words), "{dict}: {e}");
+        }
+    }
+
+    #[test]
+    fn shapes_past_the_address_space_are_errors_not_allocations() {
+        let big = format!("({}, {})", u64::MAX, u64::MAX);
+        for shape in [
+            big.as_str(),
+            "(0x100000000, 0x100000000)",
+            "(0, 0x7fffffffffffffff, 16)",
+        ] {
+            let bytes = file(
+                &format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}}}"),
+                &[],
+            );
+            let e = parse(&bytes).expect_err(shape).to_string();
+            assert!(
+                e.contains("too large") || e.contains("header says shape"),
+                "{shape}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn data_is_decoded_in_either_byte_order() {
+        let le = file(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (1,)}",
+            &1.5f64.to_le_bytes(),
+        );
+        let be = file(
+            "{'descr': '>f8', 'fortran_order': False, 'shape': (1,)}",
+            &1.5f64.to_be_bytes(),
+        );
+        for bytes in [le, be] {
+            let (Tensor::F64(a), "float64") = parse_with_dtype(&bytes).unwrap() else {
+                panic!("not float64")
+            };
+            assert_eq!(a.as_slice().unwrap(), &[1.5]);
+        }
+        let wide = file(
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (1,)}",
+            &(1i64 << 40).to_le_bytes(),
+        );
+        assert!(matches!(parse(&wide), Err(NpyError::IntRange(v)) if v == 1 << 40));
+        let bools = file(
+            "{'descr': '|b1', 'fortran_order': False, 'shape': (2,)}",
+            &[1, 2],
+        );
+        assert!(parse(&bools).unwrap_err().to_string().contains("byte 2"));
+    }
+
+    #[test]
+    fn written_files_read_back() {
+        let a = ArrayD::from_shape_vec(
+            IxDyn(&[2, 3]),
+            vec![1.0f32, -2.0, 3.5, 0.0, f32::MAX, f32::MIN_POSITIVE],
+        )
+        .unwrap();
+        let t = Tensor::F32(a.clone());
+        let (Tensor::F32(b), _) = parse_with_dtype(&to_bytes(&t).unwrap()).unwrap() else {
+            panic!("not float32")
+        };
+        assert_eq!(a, b);
+    }
 }
