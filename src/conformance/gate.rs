@@ -1349,6 +1349,8 @@ impl<T: Real> OutputReader<'_, T> {
                     "{text} [...; the first {} bytes shown]",
                     fsio::MAX_MESSAGE_BYTES
                 )
+            } else if text.is_empty() {
+                "(error.txt is empty: the implementation gave no reason)".to_string()
             } else {
                 text
             };

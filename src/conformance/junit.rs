@@ -23,12 +23,21 @@ fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot hold at all.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('?'),
-            c => out.push(c),
+            // As references, so that attribute values keep them too.
+            '\t' | '\n' | '\r' => out.push_str(&format!("&#{};", ch as u32)),
+            c if is_xml_char(c) => out.push(c),
+            // Characters XML 1.0 cannot hold at all, even as references:
+            // written out as Rust escapes, so that nothing is lost.
+            c => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
         }
     }
     out
+}
+
+/// Whether XML 1.0 can hold `c` (its `Char` production, less the three
+/// white-space controls that [`escape`] writes as references).
+fn is_xml_char(c: char) -> bool {
+    matches!(c as u32, 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
 }
 
 #[derive(Default)]
@@ -168,6 +177,21 @@ mod tests {
             escape("a<b & \"c\" 'd'>"),
             "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;"
         );
-        assert_eq!(escape("x\u{1}y\nz"), "x?y\nz");
+        assert_eq!(escape("x\u{1}y\nz\u{fffe}"), "x\\u{0001}y&#10;z\\u{fffe}");
+    }
+
+    proptest::proptest! {
+        /// Any text, in an attribute and in an element, makes well-formed
+        /// XML; text XML can hold reads back unchanged.
+        #[test]
+        fn any_text_makes_well_formed_xml(text in "\\PC*|[\\x00-\\x20\\u{fffe}\\u{ffff}\\u{fdd0}<>&'\"a]*") {
+            let doc = format!("<a b=\"{}\">{}</a>", escape(&text), escape(&text));
+            let parsed = roxmltree::Document::parse(&doc).expect("well-formed");
+            let root = parsed.root_element();
+            if text.chars().all(|c| super::is_xml_char(c) || matches!(c, '\t' | '\n' | '\r')) {
+                proptest::prop_assert_eq!(root.attribute("b"), Some(text.as_str()));
+                proptest::prop_assert_eq!(root.text().unwrap_or(""), text.as_str());
+            }
+        }
     }
 }

@@ -22,10 +22,16 @@ pub enum SuiteError {
         /// The error.
         source: std::io::Error,
     },
-    /// A folder name that is not UTF-8: it has no id that could not
-    /// collide with another.
-    #[error("{}: a folder name that is not UTF-8; rename it (case ids are UTF-8 paths)", .0.display())]
-    NotUtf8(PathBuf),
+    /// A folder name that is not UTF-8 (it has no id that could not
+    /// collide with another), or that holds a character no report format
+    /// can carry as it is: a control character or a Unicode noncharacter.
+    #[error("{}: {why}; rename it (case ids are UTF-8 paths of printable characters)", path.display())]
+    BadName {
+        /// The folder.
+        path: PathBuf,
+        /// What is wrong with its name.
+        why: String,
+    },
     /// The root holds no case at all.
     #[error("reference folder {0} holds no case (no */case.json below it)")]
     Empty(PathBuf),
@@ -62,9 +68,8 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<CaseRef>) -> Result<(), SuiteEr
         let rel = dir.strip_prefix(root).unwrap_or(dir);
         let parts = rel
             .components()
-            .map(|c| c.as_os_str().to_str().map(str::to_string))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| SuiteError::NotUtf8(dir.to_path_buf()))?;
+            .map(|c| name_part(dir, c.as_os_str()))
+            .collect::<Result<Vec<_>, _>>()?;
         let id = parts.join("/");
         found.push(CaseRef {
             id,
@@ -78,15 +83,37 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<CaseRef>) -> Result<(), SuiteEr
         if name.to_string_lossy().starts_with('.') {
             continue;
         }
-        if name.to_str().is_none() && entry.file_type().map_err(io)?.is_dir() {
-            return Err(SuiteError::NotUtf8(entry.path()));
-        }
         // Follow no symlinks: a case tree is plain folders.
         if entry.file_type().map_err(io)?.is_dir() {
+            name_part(&entry.path(), &name)?;
             walk(root, &entry.path(), found)?;
         }
     }
     Ok(())
+}
+
+/// One folder name of a case id, refused unless it is UTF-8 without
+/// control characters or Unicode noncharacters (U+FDD0..U+FDEF, U+xFFFE,
+/// U+xFFFF), which JUnit's XML cannot hold and a terminal would act on.
+fn name_part(dir: &Path, name: &std::ffi::OsStr) -> Result<String, SuiteError> {
+    let bad = |why: String| SuiteError::BadName {
+        path: dir.to_path_buf(),
+        why,
+    };
+    let name = name
+        .to_str()
+        .ok_or_else(|| bad("a folder name that is not UTF-8".into()))?;
+    let noncharacter = |c: char| {
+        let u = c as u32;
+        (0xFDD0..=0xFDEF).contains(&u) || u & 0xFFFE == 0xFFFE
+    };
+    if let Some(c) = name.chars().find(|&c| c.is_control() || noncharacter(c)) {
+        return Err(bad(format!(
+            "a folder name with the character U+{:04X}",
+            c as u32
+        )));
+    }
+    Ok(name.to_string())
 }
 
 /// A case filter: a glob (`tf1/*`, `*nb00?*`) when the pattern has glob
