@@ -15,7 +15,7 @@ use lstm_parity::bench::{self, Repeats, Shape};
 use lstm_parity::conformance::expectations::Expectations;
 use lstm_parity::conformance::gate::{self, CheckOptions, ExportOptions};
 use lstm_parity::conformance::report::{self, Report};
-use lstm_parity::conformance::{self, junit, Dtype, Filter, ModelFilter, Tolerance};
+use lstm_parity::conformance::{self, delta, junit, Dtype, Filter, ModelFilter, Tolerance};
 use lstm_parity::dialect::layout::{ForgetBias, Layout};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
@@ -668,19 +668,7 @@ fn check(
 }
 
 fn compare(base: &Path, new: &Path, format: CompareFormat) -> u8 {
-    let read = |p: &Path| -> Result<serde_json::Value, String> {
-        let text =
-            std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", p.display()))
-    };
-    let delta = match read(base)
-        .and_then(|b| Ok((b, read(new)?)))
-        .and_then(|(b, n)| {
-            report::compare_reports(&b, &n).map_err(|e| {
-                e.replace("base report", &base.display().to_string())
-                    .replace("new report", &new.display().to_string())
-            })
-        }) {
+    let delta = match delta::compare_files(base, new) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
@@ -688,7 +676,7 @@ fn compare(base: &Path, new: &Path, format: CompareFormat) -> u8 {
         }
     };
     match format {
-        CompareFormat::Table => print!("{}", report::delta_table(&delta)),
+        CompareFormat::Table => print!("{}", delta::table(&delta)),
         CompareFormat::Json => println!(
             "{}",
             serde_json::to_string_pretty(&delta).expect("delta serializes")

@@ -1597,3 +1597,97 @@ fn metamorphic_a_changed_export_or_reference_is_refused() {
         })
         .unwrap();
 }
+
+/// `compare` never calls a case fixed that is no longer checked: a failing
+/// case skipped or gone in the new report got worse (exit 1). Reports it
+/// cannot trust are refused (exit 2): unknown verdicts, a case twice, no
+/// case, duplicate keys, reports of different kinds, a FIFO.
+#[test]
+fn silent_pass_compare_counts_lost_cases_as_worse_and_refuses_bad_reports() {
+    let g = Gate::new(&[RAND001, NB003], Layout::Onnx, Dtype::F32, false);
+    set_element(&g.step(RAND001, "main").join("y.npy"), 3, |v| v + 1.0);
+    let base = g.tmp.path().join("base.json");
+    g.check(&[OsStr::new("--report"), os(&base)])
+        .expect(1, &["1 passed, 1 failed"]);
+    let report: serde_json::Value = serde_json::from_slice(&fs::read(&base).unwrap()).unwrap();
+    let failing = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c["verdict"] == "fail")
+        .unwrap();
+    let variant = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = report.clone();
+        edit(&mut v);
+        let p = g.tmp.path().join(name);
+        fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        p
+    };
+    let compare = |new: &Path| cli([OsStr::new("compare"), os(&base), os(new)]);
+    compare(&base).expect(0, &["0 newly failing", "2 unchanged"]);
+    let skipped = variant("skipped.json", &|v| {
+        let c = v["cases"].as_array_mut().unwrap().remove(failing);
+        v["skipped"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"id": c["id"], "api": "x", "reason": "not expressible"}));
+    });
+    compare(&skipped).expect(
+        1,
+        &["no longer checked (skipped now) (1):", "fail -> skipped"],
+    );
+    let gone = variant("gone.json", &|v| {
+        v["cases"].as_array_mut().unwrap().remove(failing);
+    });
+    compare(&gone).expect(
+        1,
+        &["removed (absent now) (1):", "fail -> absent", "0 fixed"],
+    );
+    for (name, edit, words) in [
+        (
+            "unknown.json",
+            &(|v: &mut serde_json::Value| v["cases"][0]["verdict"] = "passed".into())
+                as &dyn Fn(&mut serde_json::Value),
+            "unknown variant `passed`",
+        ),
+        (
+            "twice.json",
+            &|v: &mut serde_json::Value| {
+                let c = v["cases"][0].clone();
+                v["cases"].as_array_mut().unwrap().push(c);
+            },
+            "is listed twice",
+        ),
+        (
+            "empty.json",
+            &|v: &mut serde_json::Value| v["cases"] = serde_json::json!([]),
+            "lists no case",
+        ),
+        (
+            "run.json",
+            &|v: &mut serde_json::Value| v["kind"] = "run".into(),
+            "compare reports of one kind",
+        ),
+        (
+            "nokind.json",
+            &|v: &mut serde_json::Value| {
+                v.as_object_mut().unwrap().remove("kind");
+            },
+            "missing field `kind`",
+        ),
+    ] {
+        let p = variant(name, edit);
+        compare(&p).expect(2, &[name, words]);
+    }
+    let text = fs::read_to_string(&base).unwrap();
+    let dup = g.tmp.path().join("dup.json");
+    fs::write(
+        &dup,
+        text.replacen("\"kind\":", "\"kind\": \"run\", \"kind\":", 1),
+    )
+    .unwrap();
+    compare(&dup).expect(2, &["dup.json", "duplicate key \"kind\""]);
+    let fifo = g.tmp.path().join("fifo.json");
+    mkfifo(&fifo);
+    compare(&fifo).expect(2, &["fifo.json", "FIFO"]);
+}

@@ -7,6 +7,7 @@
 pub mod case;
 pub mod check;
 pub mod compare;
+pub mod delta;
 pub mod diagnose;
 pub mod expectations;
 pub mod fsio;
