@@ -1691,3 +1691,41 @@ fn silent_pass_compare_counts_lost_cases_as_worse_and_refuses_bad_reports() {
     mkfifo(&fifo);
     compare(&fifo).expect(2, &["fifo.json", "FIFO"]);
 }
+
+/// Arrays the implementation writes that TensorFlow recorded nothing for
+/// (the final state of a Keras layer without `return_state`, `y` of a
+/// block op whose per-step states are written) are judged too, against
+/// the Rust LSTM's result that the contract defines: NaN, garbage or a
+/// faked all-zero state fails the case.
+#[test]
+fn silent_pass_unrecorded_outputs_are_judged() {
+    const KERAS_NO_STATE: &str = "keras3/grid-003-lstm-masking-gaps-rhs-ufb1-drop-seq-back-zero";
+    const BLOCK: &str = "block/canary-forget-bias-1";
+    let g = Gate::new(
+        &[KERAS_NO_STATE, BLOCK],
+        Layout::Canonical,
+        Dtype::F32,
+        true,
+    );
+    for (id, file) in [
+        (KERAS_NO_STATE, "h_n.0.npy"),
+        (KERAS_NO_STATE, "c_n.0.npy"),
+        (BLOCK, "y.npy"),
+        (BLOCK, "h_n.0.npy"),
+    ] {
+        let path = g.step(id, "main").join(file);
+        let original = fs::read(&path).unwrap();
+        for value in [f32::NAN, 123.0, 0.0] {
+            let a = read_f32(&path);
+            npy::write(&path, &Tensor::F32(a.mapv(|_| value))).unwrap();
+            let r = g.check(&[]);
+            r.expect(
+                1,
+                &["1 passed, 1 failed", "unrecorded: against the Rust LSTM"],
+            );
+            assert!(r.text().contains(id), "{id}/{file} = {value}: {}", r.text());
+        }
+        fs::write(&path, original).unwrap();
+    }
+    g.check(&[]).expect(0, &["2 passed"]);
+}

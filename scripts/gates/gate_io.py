@@ -1,4 +1,4 @@
-"""What every gate adapter shares (scripts/gates/onnxruntime.py, torch.py):
+"""What every gate adapter shares (scripts/gates/onnxruntime.py, torch.py, ...):
 reading an `lstm-parity export` folder, running each exported step (or a
 bidirectional pair of steps) through the implementation, and writing the
 outputs folder `lstm-parity check` reads. The file contract is in

@@ -1629,7 +1629,7 @@ fn check_case<T: Real>(
         layout: Some(layout),
         nan_means_not_written: true,
     };
-    let run = check_runner_except::<T>(
+    let mut run = check_runner_except::<T>(
         case,
         dtype,
         options.tolerance,
@@ -1637,7 +1637,207 @@ fn check_case<T: Real>(
         diagnose,
         &not_compared,
     );
+    if reader.problem.is_none() && run.error.is_none() {
+        let level = options.tolerance.unwrap_or(&case.tolerance);
+        match unread_outputs(case, layout, &reader.written, &not_compared, level) {
+            Ok(extra) => run.comparisons.extend(extra),
+            Err(e) => run.error = Some(e),
+        }
+    }
     (run, reader.problem)
+}
+
+/// One array an implementation wrote for a step.
+#[derive(Clone, Copy, Debug)]
+enum Field {
+    Y,
+    FinalH(usize),
+    FinalC(usize),
+    TraceH(usize),
+    TraceC(usize),
+}
+
+impl Field {
+    /// Every array of `w`.
+    fn all<T>(w: &Written<T>) -> Vec<Field> {
+        let mut fields = vec![Field::Y];
+        for l in 0..w.final_state.len() {
+            fields.extend([Field::FinalH(l), Field::FinalC(l)]);
+        }
+        for l in 0..w.trace.as_ref().map_or(0, Vec::len) {
+            fields.extend([Field::TraceH(l), Field::TraceC(l)]);
+        }
+        fields
+    }
+
+    /// The output file's name (`docs/gate.md`).
+    fn file(self) -> String {
+        match self {
+            Field::Y => "y.npy".into(),
+            Field::FinalH(l) => format!("h_n.{l}.npy"),
+            Field::FinalC(l) => format!("c_n.{l}.npy"),
+            Field::TraceH(l) => format!("trace.{l}.h.npy"),
+            Field::TraceC(l) => format!("trace.{l}.c.npy"),
+        }
+    }
+
+    /// The array in `r`, in the canonical order ([batch, time, ..]); `None`
+    /// when `r` has no such array.
+    fn get<T: Real>(self, r: &RunOutput<T>) -> Option<ArrayD<T>> {
+        Some(match self {
+            Field::Y => r.outputs.clone().into_dyn(),
+            Field::FinalH(l) => r.final_state.get(l)?.h.clone().into_dyn(),
+            Field::FinalC(l) => r.final_state.get(l)?.c.clone().into_dyn(),
+            Field::TraceH(l) => r.trace.get(l)?.h.clone().into_dyn(),
+            Field::TraceC(l) => r.trace.get(l)?.c.clone().into_dyn(),
+        })
+    }
+
+    /// `w` with this array made NaN.
+    fn spoiled<T: Real>(self, w: &Written<T>) -> Written<T> {
+        let mut w = w.clone();
+        let nan = |a: &mut ndarray::ArrayViewMutD<T>| a.fill(T::nan());
+        match self {
+            Field::Y => nan(&mut w.outputs.view_mut().into_dyn()),
+            Field::FinalH(l) => nan(&mut w.final_state[l].h.view_mut().into_dyn()),
+            Field::FinalC(l) => nan(&mut w.final_state[l].c.view_mut().into_dyn()),
+            Field::TraceH(l) => nan(&mut w.trace.as_mut().expect("a trace field")[l]
+                .h
+                .view_mut()
+                .into_dyn()),
+            Field::TraceC(l) => nan(&mut w.trace.as_mut().expect("a trace field")[l]
+                .c
+                .view_mut()
+                .into_dyn()),
+        }
+        w
+    }
+}
+
+/// The recorded outputs of `case` computed from the arrays `written`
+/// (missing per-step states filled with one fixed value).
+fn outputs_from<T: Real>(
+    case: &Case,
+    layout: Layout,
+    written: &BTreeMap<String, Written<T>>,
+) -> Option<Outputs<T>> {
+    let mut reader = OutputReader::<T> {
+        layout,
+        outputs_dir: Path::new(""),
+        steps: BTreeMap::new(),
+        problem: None,
+        written: written.clone(),
+        fill: T::from_f64_lossy(0.375),
+        filled: false,
+    };
+    case.model
+        .run_with::<T>(&case.variables, &case.inputs, &mut reader)
+        .ok()
+}
+
+/// The Rust LSTM's result of every step of `case`, computed in `U`.
+fn rust_steps<U: Real>(case: &Case) -> Result<BTreeMap<String, RunOutput<U>>, String> {
+    let mut rust = RustLstm;
+    let mut recording = Recording::new(&mut rust);
+    case.model
+        .run_with::<U>(&case.variables, &case.inputs, &mut recording)
+        .map_err(|e| {
+            format!("the Rust LSTM cannot run the case to check unrecorded outputs: {e}")
+        })?;
+    Ok(recording
+        .steps
+        .into_iter()
+        .map(|(step, out)| (step.name, out))
+        .collect())
+}
+
+/// Every array the implementation wrote that no recorded output reads
+/// (the final states of a Keras layer without `return_state`, `y` of a
+/// block op whose per-step states were written, ...), compared with the
+/// Rust LSTM's result for the same step, which the contract defines
+/// completely (`docs/gate.md`, "The step, precisely") and which passes the
+/// case's recorded outputs. An array is unread when making it NaN changes
+/// no compared output. So every value written is judged: a wrong or faked
+/// array fails the case even where TensorFlow recorded nothing to compare
+/// it with.
+fn unread_outputs<T: Real>(
+    case: &Case,
+    layout: Layout,
+    written: &BTreeMap<String, Written<T>>,
+    not_compared: &[NotCompared],
+    tolerance: &Tolerance,
+) -> Result<Vec<crate::conformance::compare::Comparison>, String> {
+    let compared: Vec<&String> = case
+        .expected
+        .keys()
+        .filter(|name| !not_compared.iter().any(|n| &n.output == *name))
+        .collect();
+    let same = |a: &Outputs<T>, b: &Outputs<T>| {
+        compared
+            .iter()
+            .all(|name| match (a.get(*name), b.get(*name)) {
+                (Some(x), Some(y)) => {
+                    x.shape() == y.shape()
+                        && x.iter().zip(y.iter()).all(|(p, q)| {
+                            p.widen().to_bits() == q.widen().to_bits() || (p.is_nan() && q.is_nan())
+                        })
+                }
+                (None, None) => true,
+                _ => false,
+            })
+    };
+    let Some(baseline) = outputs_from(case, layout, written) else {
+        return Ok(Vec::new());
+    };
+    let mut unread = Vec::new();
+    for (step, w) in written {
+        for field in Field::all(w) {
+            let mut probe = written.clone();
+            probe.insert(step.clone(), field.spoiled(w));
+            let changed = outputs_from(case, layout, &probe).is_none_or(|o| !same(&baseline, &o));
+            if !changed {
+                unread.push((step, field));
+            }
+        }
+    }
+    if unread.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rust32 = rust_steps::<f32>(case)?;
+    let rust64 = rust_steps::<f64>(case)?;
+    let mut comparisons = Vec::new();
+    for (step, field) in unread {
+        let w = &written[step];
+        let as_run = RunOutput {
+            outputs: w.outputs.clone(),
+            final_state: w.final_state.clone(),
+            trace: w.trace.clone().unwrap_or_default(),
+        };
+        let actual = field.get(&as_run).expect("a field of the written arrays");
+        let (Some(e32), Some(e64)) = (
+            rust32.get(step).and_then(|r| field.get(r)),
+            rust64.get(step).and_then(|r| field.get(r)),
+        ) else {
+            return Err(format!(
+                "step {step}: the Rust LSTM has no {} to check the written one against",
+                field.file()
+            ));
+        };
+        let expected = crate::conformance::case::ExpectedOutput {
+            float32: e32,
+            float64: Some(e64),
+        };
+        comparisons.push(crate::conformance::compare::compare::<T>(
+            &format!(
+                "{step}/{} (unrecorded: against the Rust LSTM)",
+                field.file()
+            ),
+            &actual,
+            &expected,
+            tolerance,
+        ));
+    }
+    Ok(comparisons)
 }
 
 /// Check the outputs an implementation wrote for an export: the export
