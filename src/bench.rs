@@ -34,8 +34,11 @@ pub struct Shape {
 /// [`Shape::memory_estimate`]: 8 GiB (a third of this project's machines).
 pub const MAX_MEMORY_BYTES: u64 = 8 << 30;
 
-/// The most threads a benchmark may ask for.
-pub const MAX_THREADS: usize = 1024;
+/// The most threads a benchmark may ask for: four per core of this
+/// machine (more only measures the scheduler).
+pub fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 /// The longest `min_time` a benchmark may ask for, in seconds.
 pub const MAX_MIN_TIME_SECONDS: f64 = 3600.0;

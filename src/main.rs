@@ -19,6 +19,37 @@ use lstm_parity::conformance::{self, delta, junit, Dtype, Filter, ModelFilter, T
 use lstm_parity::dialect::layout::{ForgetBias, Layout};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+/// Write to standard output; a write that fails (a full disk, a closed
+/// pipe that does not stop the process) is an error message and exit 2,
+/// never a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_stdout(&format!($($arg)*))
+    };
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    () => {
+        write_stdout("\n")
+    };
+    ($($arg:tt)*) => {
+        write_stdout(&format!("{}\n", format!($($arg)*)))
+    };
+}
+
+fn write_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "lstm-parity",
@@ -220,6 +251,10 @@ fn reference_root(given: Option<PathBuf>) -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    // A closed pipe (`lstm-parity list | head`) ends the process quietly,
+    // as it does any command-line filter.
+    // SAFETY: restoring the default action of one signal before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run {
@@ -327,10 +362,10 @@ fn bench_command(
     prepared: bool,
     repeats: Repeats,
 ) -> u8 {
-    if let Some(n) = threads.filter(|&n| n == 0 || n > bench::MAX_THREADS) {
+    if let Some(n) = threads.filter(|&n| n == 0 || n > bench::max_threads()) {
         eprintln!(
-            "error: --threads {n}: must be from 1 to {}",
-            bench::MAX_THREADS
+            "error: --threads {n}: must be from 1 to {} (four per core)",
+            bench::max_threads()
         );
         return 2;
     }
@@ -347,9 +382,14 @@ fn bench_command(
         }
     }
     if !json {
-        println!(
+        outln!(
             "{:<17} {:<14} {:<8} {:>10} {:>9} {:>7}",
-            "impl", "shape", "dtype", "ms", "GFLOP/s", "threads (projection/steps)"
+            "impl",
+            "shape",
+            "dtype",
+            "ms",
+            "GFLOP/s",
+            "threads (projection/steps)"
         );
     }
     for shape in shapes {
@@ -373,12 +413,12 @@ fn bench_command(
         }
         for m in results {
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string(&m).expect("measurement serializes")
                 );
             } else {
-                println!(
+                outln!(
                     "{:<17} {:<14} {:<8} {:>10.3} {:>9.1} {:>7}",
                     m.implementation,
                     m.shape,
@@ -436,7 +476,7 @@ fn finish(
     name: &str,
     inputs: (&[&Path], &[&Path]),
 ) -> u8 {
-    print!("{}", render(report, format, name));
+    out!("{}", render(report, format, name));
     // `-`: standard output, where the report (in --format) just went.
     if let Some(path) = file.filter(|p| p.as_os_str() != "-") {
         let as_format = match path.extension().and_then(|e| e.to_str()) {
@@ -516,7 +556,7 @@ fn list(root: PathBuf, filter: &[String], model: &ModelArgs) -> u8 {
             .iter()
             .map(|(name, t)| format!("{name}{:?}", t.shape()))
             .collect();
-        println!(
+        outln!(
             "{}  {}  {}",
             case.id,
             case.model.summary(),
@@ -585,7 +625,7 @@ fn export(
         if c.exported {
             steps += c.steps.len();
         } else {
-            println!(
+            outln!(
                 "not exported: {}: {}",
                 c.id,
                 c.reason.as_deref().unwrap_or("")
@@ -593,7 +633,7 @@ fn export(
         }
     }
     let exported = index.cases.iter().filter(|c| c.exported).count();
-    println!(
+    outln!(
         "exported {exported} of {} cases ({steps} steps) in layout {}, {}, forget_bias {}, to {} (suite {})",
         index.cases.len(),
         index.layout,
@@ -676,8 +716,8 @@ fn compare(base: &Path, new: &Path, format: CompareFormat) -> u8 {
         }
     };
     match format {
-        CompareFormat::Table => print!("{}", delta::table(&delta)),
-        CompareFormat::Json => println!(
+        CompareFormat::Table => out!("{}", delta::table(&delta)),
+        CompareFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&delta).expect("delta serializes")
         ),

@@ -460,6 +460,21 @@ fn malformed_expectation_lists_are_refused() {
             "bad glob",
         ),
         ("f.yaml", "", "must end in .toml or .json"),
+        (
+            "g.toml",
+            "[[expected_failure]]\ncase = \"x\"\nreason = \"r\"\nlayouts = []\n",
+            "an empty list",
+        ),
+        (
+            "h.json",
+            "{\"expected_failure\": [{\"case\": \"x\", \"reason\": \"r\", \"dtypes\": []}]}",
+            "an empty list",
+        ),
+        (
+            "i.toml",
+            "[[expected_failure]]\ncase = \"x\"\nreason = \"r\"\n[[expected_failure]]\ncase = \"x\"\nreason = \"again\"\n",
+            "entry 2 (\"x\") repeats entry 1",
+        ),
     ] {
         let path = tmp.path().join(name);
         fs::write(&path, text).unwrap();

@@ -714,6 +714,13 @@ fn silent_pass_malformed_case_folders_are_errors() {
     let bad = root.join("tf1").join(OsStr::from_bytes(b"case-\xff\xfe"));
     copy_tree(&reference().join(NB003), &bad);
     run_on(&root).expect(2, &["a folder name that is not UTF-8", "rename it"]);
+    // A case folder (or a suite folder) that is a symbolic link.
+    let (_tmp, root) = reference_of(&[RAND001]);
+    symlink(root.join(RAND001), root.join("tf1").join("linked-case")).unwrap();
+    run_on(&root).expect(2, &["linked-case: a symbolic link in the reference folder"]);
+    let (_tmp, root) = reference_of(&[RAND001]);
+    symlink(root.join("tf1"), root.join("suite-link")).unwrap();
+    run_on(&root).expect(2, &["suite-link: a symbolic link in the reference folder"]);
 }
 
 // ===========================================================================
@@ -1679,6 +1686,14 @@ fn silent_pass_compare_counts_lost_cases_as_worse_and_refuses_bad_reports() {
         let p = variant(name, edit);
         compare(&p).expect(2, &[name, words]);
     }
+    let layout = variant("layout.json", &|v| {
+        v["gate"]["layout"] = "onnx-layout1".into()
+    });
+    compare(&layout).expect(2, &["layout.json", "compare checks of one layout"]);
+    let other = variant("other.json", &|v| {
+        v["gate"]["suite_fingerprint"] = "sha256:0".into()
+    });
+    compare(&other).expect(0, &["note: the two checks are of different exports"]);
     let text = fs::read_to_string(&base).unwrap();
     let dup = g.tmp.path().join("dup.json");
     fs::write(
@@ -1728,4 +1743,100 @@ fn silent_pass_unrecorded_outputs_are_judged() {
         fs::write(&path, original).unwrap();
     }
     g.check(&[]).expect(0, &["2 passed"]);
+}
+
+/// Symbolic links planted under the names of the temporary files that
+/// atomic writes use are never followed: the file they point to keeps its
+/// bytes, and the write still lands.
+#[test]
+fn harm_planted_temporary_file_links_are_not_followed() {
+    let d = scratch();
+    let victim = d.path().join("victim.txt");
+    fs::write(&victim, "the user's").unwrap();
+    let target = d.path().join("r.json");
+    let pid = std::process::id();
+    symlink(&victim, d.path().join(format!(".r.json.tmp-{pid}"))).unwrap();
+    for n in 0..16 {
+        symlink(&victim, d.path().join(format!(".r.json.tmp-{pid}-{n}"))).unwrap();
+    }
+    npy::write_atomic(&target, b"report").unwrap();
+    npy::write_atomic_unsynced(&target, b"report 2").unwrap();
+    assert_eq!(fs::read(&victim).unwrap(), b"the user's");
+    assert_eq!(fs::read(&target).unwrap(), b"report 2");
+}
+
+/// Standard output that cannot be written (a full device, a pipe closed
+/// early) is a message and exit 2, or the quiet end by SIGPIPE that
+/// command-line filters have; never a panic.
+#[test]
+fn panics_none_when_standard_output_fails() {
+    if let Ok(full) = fs::OpenOptions::new().write(true).open("/dev/full") {
+        let out = bin()
+            .args(["list", "--reference"])
+            .arg(reference())
+            .stdout(full)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("cannot write to standard output"), "{err}");
+    } else {
+        eprintln!("skipped the /dev/full part: it cannot be opened here");
+    }
+    let mut child = bin()
+        .args(["list", "--reference"])
+        .arg(reference())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        out.status.signal() == Some(libc::SIGPIPE) || out.status.code() == Some(2),
+        "{:?}: {err}",
+        out.status
+    );
+}
+
+/// An export of nothing (no selected case expressible in the layout) is
+/// refused and changes nothing; a report in which no case ran is not a
+/// pass, in the table, the exit code and JUnit.
+#[test]
+fn silent_pass_nothing_exported_or_checked_is_not_a_pass() {
+    // A peephole case: the torch layout has no peepholes.
+    let (tmp, root) = reference_of(&["tf1/canary-peephole-clipped-c"]);
+    let out = tmp.path().join("export");
+    fs::create_dir(&out).unwrap();
+    let before = snapshot(tmp.path());
+    let export = |extra: &str| {
+        cli([
+            OsStr::new("export"),
+            OsStr::new("--layout"),
+            OsStr::new("torch"),
+            OsStr::new("--out"),
+            os(&out),
+            OsStr::new("--reference"),
+            os(&root),
+            OsStr::new(extra),
+        ])
+    };
+    export("tf1/*").expect(2, &["nothing to export", "peepholes; torch has none"]);
+    export("no-such-case").expect(2, &["no case"]);
+    assert_same(&before, tmp.path(), "an export of nothing");
+    let g = Gate::new(&[RAND001], Layout::Onnx, Dtype::F32, false);
+    let mut report = check_lib(&g.root, &g.export, &g.outputs).unwrap();
+    report.runs.clear();
+    assert!(report.nothing_checked());
+    assert_eq!(report.exit_code(), 1);
+    assert!(conformance::report::table(&report).contains("nothing was checked"));
+    let xml = lstm_parity::conformance::junit::junit(&report, "t");
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    assert!(
+        doc.descendants().any(|n| n.has_tag_name("failure")),
+        "{xml}"
+    );
 }

@@ -99,17 +99,21 @@ struct ErrorEntry {
     case: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize, PartialEq)]
 struct GateEntry {
+    layout: String,
     dtype: String,
+    forget_bias: String,
+    suite_fingerprint: String,
 }
 
 /// `(verdict, max_abs)` per `(id, dtype)`.
 type Verdicts = BTreeMap<(String, String), (Verdict, Option<f64>)>;
 
-/// One report's verdicts, with its kind.
+/// One report's verdicts, with its kind and gate.
 struct Read {
     kind: Kind,
+    gate: Option<GateEntry>,
     verdicts: Verdicts,
 }
 
@@ -158,6 +162,7 @@ fn read(path: &Path) -> Result<Read, CompareError> {
     }
     Ok(Read {
         kind: report.kind,
+        gate: report.gate,
         verdicts,
     })
 }
@@ -201,6 +206,9 @@ pub struct Delta {
     pub new_passing: Vec<Change>,
     /// The same verdict and no larger error.
     pub unchanged: usize,
+    /// The two checks are of different exports (their suite fingerprints
+    /// differ: cases added, removed or recorded again).
+    pub other_export: bool,
 }
 
 impl Delta {
@@ -236,7 +244,24 @@ pub fn compare_files(base: &Path, new: &Path) -> Result<Delta, CompareError> {
             .to_lowercase(),
         });
     }
-    Ok(delta(&b.verdicts, &n.verdicts))
+    let mut d = delta(&b.verdicts, &n.verdicts);
+    if let (Some(bg), Some(ng)) = (&b.gate, &n.gate) {
+        let what =
+            |g: &GateEntry| format!("{} {} forget_bias {}", g.layout, g.dtype, g.forget_bias);
+        if what(bg) != what(ng) {
+            return Err(CompareError {
+                file: new.to_path_buf(),
+                why: format!(
+                    "a check of {}, the base report {} one of {}: compare checks of one layout, dtype and forget_bias",
+                    what(ng),
+                    base.display(),
+                    what(bg)
+                ),
+            });
+        }
+        d.other_export = bg.suite_fingerprint != ng.suite_fingerprint;
+    }
+    Ok(d)
 }
 
 fn delta(base: &Verdicts, new: &Verdicts) -> Delta {
@@ -293,6 +318,9 @@ pub fn table(delta: &Delta) -> String {
     let mut s = String::new();
     let abs = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3e}"));
     let verdict = |v: Option<Verdict>| v.map_or("absent", Verdict::name);
+    if delta.other_export {
+        s.push_str("note: the two checks are of different exports (suite fingerprints differ): cases may have been added, removed or recorded again\n");
+    }
     let sections: [(&str, &Vec<Change>); 8] = [
         ("newly failing", &delta.newly_failing),
         ("new cases, failing", &delta.new_failing),

@@ -39,12 +39,24 @@ pub struct Entry {
     pub case: String,
     /// Why it fails: required, one line.
     pub reason: String,
-    /// Only when checking these layouts (all when empty).
-    #[serde(default)]
+    /// Only when checking these layouts (all when the field is absent;
+    /// an empty list is refused, as it reads as "none").
+    #[serde(default, deserialize_with = "non_empty")]
     pub layouts: Vec<String>,
-    /// Only for these dtypes (all when empty).
-    #[serde(default)]
+    /// Only for these dtypes (all when absent; an empty list is refused).
+    #[serde(default, deserialize_with = "non_empty")]
     pub dtypes: Vec<String>,
+}
+
+/// A list that, when it is given, names something.
+fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    if v.is_empty() {
+        return Err(serde::de::Error::custom(
+            "an empty list: leave the field out to mean every one",
+        ));
+    }
+    Ok(v)
 }
 
 /// A list that cannot be read or is malformed.
@@ -120,6 +132,19 @@ impl Expectations {
             }
             for l in &e.layouts {
                 l.parse::<Layout>().map_err(|x| format!("{name}: {x}"))?;
+            }
+            let key = |x: &Entry| {
+                let mut l = x.layouts.clone();
+                let mut d = x.dtypes.clone();
+                l.sort();
+                d.sort();
+                (x.case.clone(), l, d)
+            };
+            if let Some(j) = self.entries[..k].iter().position(|x| key(x) == key(e)) {
+                return Err(format!(
+                    "{name} repeats entry {} (the same case, layouts and dtypes)",
+                    j + 1
+                ));
             }
             for d in &e.dtypes {
                 if !matches!(d.as_str(), "float32" | "float64") {

@@ -253,6 +253,19 @@ pub enum GateError {
     /// A signal stopped the export.
     #[error("{}: interrupted; the folder is as it was before (nothing was changed)", .0.display())]
     Interrupted(PathBuf),
+    /// No selected case can be expressed in the layout: an export of
+    /// nothing, which would let a check of nothing look like a pass.
+    #[error("{}: nothing to export: none of the {count} selected cases can be expressed in layout {layout} (for example {example}); nothing was changed", target.display())]
+    NothingExported {
+        /// The export folder.
+        target: PathBuf,
+        /// The layout.
+        layout: String,
+        /// Cases selected.
+        count: usize,
+        /// The first case with its reason.
+        example: String,
+    },
     /// A file or folder cannot be read or written.
     #[error("{}: {message}", path.display())]
     Io {
@@ -623,6 +636,17 @@ pub fn export(
     })?;
     if options.interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
         return Err(GateError::Interrupted(dir.to_path_buf()));
+    }
+    if !index.cases.iter().any(|c| c.exported) {
+        return Err(GateError::NothingExported {
+            target: dir.to_path_buf(),
+            layout: index.layout.clone(),
+            count: index.cases.len(),
+            example: index.cases.first().map_or_else(
+                || "no case was selected".into(),
+                |c| format!("{}: {}", c.id, c.reason.as_deref().unwrap_or("-")),
+            ),
+        });
     }
     fs::write(staging_path.join("index.json"), json_bytes(&index))
         .map_err(io_err(&staging_path.join("index.json")))?;

@@ -137,6 +137,14 @@ pub fn junit(report: &Report, name: &str) -> String {
             .cases
             .push(case("expectations", &format!("entry {k}"), Some(body)));
     }
+    if report.nothing_checked() {
+        let entry = suites.entry("nothing-checked".to_string()).or_default();
+        entry.failures += 1;
+        let body = "      <failure message=\"nothing was checked: no selected case ran\" type=\"nothing_checked\">a check of nothing is not a pass</failure>\n".to_string();
+        entry
+            .cases
+            .push(case("nothing-checked", "nothing checked", Some(body)));
+    }
     let total = |f: fn(&Suite) -> usize| suites.values().map(f).sum::<usize>();
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(

@@ -554,16 +554,45 @@ fn write_array<T: npyz::AutoSerialize + Clone>(
 /// # Errors
 /// The I/O error; the temporary file is removed on failure.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace_with(path, bytes, true)
+}
+
+/// A new temporary file beside `path` (`.NAME.tmp-PID-N`), created with
+/// `O_EXCL`: never an existing file, and never through a symbolic link
+/// that someone placed under that name.
+fn create_temp_beside(path: &Path) -> std::io::Result<(std::path::PathBuf, fs::File)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut last = None;
+    for _ in 0..64 {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("64 tries"))
+}
+
+fn replace_with(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+    let (tmp, mut f) = create_temp_beside(path)?;
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
+        drop(f);
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -596,17 +625,7 @@ pub fn to_bytes(tensor: &Tensor) -> Result<Vec<u8>, NpyError> {
 /// # Errors
 /// The I/O error; the temporary file is removed on failure.
 pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    replace_with(path, bytes, false)
 }
 
 #[cfg(test)]

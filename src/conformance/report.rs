@@ -114,13 +114,19 @@ impl Report {
         }
     }
 
-    /// `2` when there are errors, else `1` when a case failed unexpectedly
-    /// or an expected-failure entry is stale, else `0`.
+    /// Whether no case ran at all (every selected case was not exported):
+    /// a check of nothing, which is not a pass.
+    pub fn nothing_checked(&self) -> bool {
+        self.runs.is_empty() && self.errors.is_empty()
+    }
+
+    /// `2` when there are errors, else `1` when a case failed unexpectedly,
+    /// an expected-failure entry is stale or nothing was checked, else `0`.
     pub fn exit_code(&self) -> u8 {
         let s = self.summary();
         if s.errors > 0 {
             2
-        } else if s.failed > 0 || s.expectation_errors > 0 {
+        } else if s.failed > 0 || s.expectation_errors > 0 || self.nothing_checked() {
             1
         } else {
             0
@@ -327,6 +333,11 @@ pub fn table(report: &Report) -> String {
         for e in &report.expectation_errors {
             let _ = writeln!(s, "{e}");
         }
+    }
+    if report.nothing_checked() {
+        s.push_str(
+            "\nnothing was checked: no selected case ran (a check of nothing is not a pass)\n",
+        );
     }
     let sum = report.summary();
     let _ = write!(

@@ -32,6 +32,10 @@ pub enum SuiteError {
         /// What is wrong with its name.
         why: String,
     },
+    /// A symbolic link in the case tree: a case behind it would vanish
+    /// from the suite, or be found twice.
+    #[error("{}: a symbolic link in the reference folder; case trees are plain folders (copy the case instead)", .0.display())]
+    Link(PathBuf),
     /// The root holds no case at all.
     #[error("reference folder {0} holds no case (no */case.json below it)")]
     Empty(PathBuf),
@@ -84,7 +88,11 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<CaseRef>) -> Result<(), SuiteEr
             continue;
         }
         // Follow no symlinks: a case tree is plain folders.
-        if entry.file_type().map_err(io)?.is_dir() {
+        let kind = entry.file_type().map_err(io)?;
+        if kind.is_symlink() {
+            return Err(SuiteError::Link(entry.path()));
+        }
+        if kind.is_dir() {
             name_part(&entry.path(), &name)?;
             walk(root, &entry.path(), found)?;
         }
