@@ -1840,3 +1840,88 @@ fn silent_pass_nothing_exported_or_checked_is_not_a_pass() {
         "{xml}"
     );
 }
+
+/// A user's files inside an earlier export (in a step folder, a layer
+/// folder, a new folder), an export file the user changed, and a
+/// hand-made index.json naming the user's file as a case: re-exporting is
+/// refused (exit 2) and every file stays as it was.
+#[test]
+fn harm_user_files_inside_an_earlier_export_are_never_deleted() {
+    let (tmp, root) = reference_of(&[RAND001]);
+    let out = tmp.path().join("export");
+    let export = || {
+        cli([
+            OsStr::new("export"),
+            OsStr::new("--layout"),
+            OsStr::new("onnx"),
+            OsStr::new("--out"),
+            os(&out),
+            OsStr::new("--reference"),
+            os(&root),
+        ])
+    };
+    export().expect(0, &["exported 1 of 1"]);
+    let step = out.join(RAND001).join("main");
+    let layer = fs::read_dir(&step)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("a layer folder");
+    for (user_file, words) in [
+        (
+            step.join("notes.txt"),
+            "notes.txt\", which its index.json does not list",
+        ),
+        (
+            layer.join("notes.txt"),
+            "notes.txt\", which its index.json does not list",
+        ),
+        (
+            out.join("tf1").join("mine").join("f"),
+            "tf1/mine\", which its index.json does not list",
+        ),
+    ] {
+        fs::create_dir_all(user_file.parent().unwrap()).unwrap();
+        fs::write(&user_file, "the user's").unwrap();
+        let before = snapshot(tmp.path());
+        export().expect(2, &[words, "refusing to replace it"]);
+        assert_same(&before, tmp.path(), &user_file.display().to_string());
+        fs::remove_file(&user_file).unwrap();
+        let _ = fs::remove_dir(out.join("tf1").join("mine"));
+    }
+    // An export file the user changed.
+    let x = step.join("x.npy");
+    let original = fs::read(&x).unwrap();
+    set_element(&x, 0, |v| v + 1.0);
+    let before = snapshot(tmp.path());
+    export().expect(2, &["x.npy changed since that export"]);
+    assert_same(&before, tmp.path(), "a changed export file");
+    fs::write(&x, original).unwrap();
+    // A hand-made index.json listing the user's file as a case id.
+    let user = scratch();
+    let dir = user.path().join("x");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("user.txt"), "the user's").unwrap();
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("index.json")).unwrap()).unwrap();
+    index["cases"][0]["id"] = "user.txt".into();
+    fs::write(
+        dir.join("index.json"),
+        serde_json::to_string(&index).unwrap(),
+    )
+    .unwrap();
+    let before = snapshot(user.path());
+    cli([
+        OsStr::new("export"),
+        OsStr::new("--layout"),
+        OsStr::new("onnx"),
+        OsStr::new("--out"),
+        os(&dir),
+        OsStr::new("--reference"),
+        os(&root),
+    ])
+    .expect(2, &["index.json was changed after that export"]);
+    assert_same(&before, user.path(), "a hand-made index");
+    // Untouched, the earlier export is replaced.
+    export().expect(0, &["exported 1 of 1"]);
+}

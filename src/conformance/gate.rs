@@ -487,22 +487,13 @@ impl Sink<'_> {
     }
 }
 
-/// The minimal reading of an earlier export's `index.json` that deciding
-/// whether its folder may be replaced needs (any version).
-#[derive(Deserialize)]
-struct OldIndex {
-    format: String,
-    cases: Vec<OldCase>,
-}
-
-#[derive(Deserialize)]
-struct OldCase {
-    id: String,
-}
-
 /// Whether `dir` may be replaced by a new export: it is absent, an empty
-/// folder, or an earlier export every entry of which its `index.json`
-/// lists. Never a symbolic link, a file, or a folder holding anything else.
+/// folder, or an earlier export of this format that vouches for every
+/// entry in it: its `index.json` is as that export wrote it (its
+/// fingerprint matches), and every file below it is one the index lists,
+/// with the bytes it was written with. Never a symbolic link, a file, or a
+/// folder holding anything else (a user's notes inside a step folder
+/// included): what the tool would delete is only ever what it wrote.
 fn check_replaceable(dir: &Path) -> Result<(), GateError> {
     let not_export = |reason: String| GateError::NotAnExport {
         path: dir.to_path_buf(),
@@ -522,42 +513,96 @@ fn check_replaceable(dir: &Path) -> Result<(), GateError> {
             fsio::kind_of(&meta)
         )));
     }
-    let mut entries = Vec::new();
-    for e in fs::read_dir(dir).map_err(io_err(dir))? {
-        entries.push(e.map_err(io_err(dir))?.file_name());
-    }
-    if entries.is_empty() {
+    if fs::read_dir(dir).map_err(io_err(dir))?.next().is_none() {
         return Ok(());
     }
     let index_path = dir.join("index.json");
-    let old: OldIndex = fsio::read_json_text(&index_path)
-        .map_err(|e| e.to_string())
-        .and_then(|t| super::json::from_str_strict(&t))
-        .map_err(|e| {
-            not_export(format!(
-                "not empty, and index.json is not an export index ({e})"
-            ))
-        })?;
-    if old.format != EXPORT_FORMAT {
+    let text = fsio::read_json_text(&index_path).map_err(|e| {
+        not_export(format!(
+            "not empty, and index.json is not an export index ({e})"
+        ))
+    })?;
+    let raw: Value = super::json::from_str_strict(&text)
+        .map_err(|e| not_export(format!("not empty, and index.json is not JSON ({e})")))?;
+    if raw.get("format").and_then(Value::as_str) != Some(EXPORT_FORMAT) {
+        return Err(not_export(
+            "not empty, and index.json is not an export index".into(),
+        ));
+    }
+    if raw.get("version").and_then(Value::as_u64) != Some(u64::from(GATE_VERSION)) {
         return Err(not_export(format!(
-            "index.json has format {:?}, not {EXPORT_FORMAT:?}",
-            old.format
+            "an export of another version than {GATE_VERSION}, which does not list its files: remove it yourself, or export elsewhere"
         )));
     }
-    let listed: Vec<&str> = old
-        .cases
-        .iter()
-        .filter_map(|c| c.id.split('/').next())
-        .collect();
-    for name in &entries {
-        let ok = name
-            .to_str()
-            .is_some_and(|n| n == "index.json" || listed.contains(&n));
-        if !ok {
-            return Err(not_export(format!(
-                "holds {:?}, which its index.json does not list",
-                name
-            )));
+    let old: ExportIndex = serde_json::from_value(raw)
+        .map_err(|e| not_export(format!("index.json is not an export index ({e})")))?;
+    if fingerprint(&old) != old.suite_fingerprint {
+        return Err(not_export(
+            "index.json was changed after that export: it no longer vouches for the folder's files"
+                .into(),
+        ));
+    }
+    let mut listed: BTreeMap<String, &String> = BTreeMap::new();
+    for case in &old.cases {
+        for (rel, hash) in &case.files {
+            listed.insert(rel.clone(), hash);
+        }
+    }
+    // Every entry below `dir`, without following links: a folder on the
+    // way to a listed file, or a listed file with its bytes unchanged.
+    let mut pending = vec![(dir.to_path_buf(), String::new())];
+    while let Some((path, rel)) = pending.pop() {
+        for e in fs::read_dir(&path).map_err(io_err(&path))? {
+            let e = e.map_err(io_err(&path))?;
+            let name = e.file_name();
+            let Some(name) = name.to_str() else {
+                return Err(not_export(format!(
+                    "holds {:?}, which its index.json does not list",
+                    e.path()
+                )));
+            };
+            let child = if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let kind = e.file_type().map_err(io_err(&e.path()))?;
+            let unlisted = || {
+                not_export(format!(
+                    "holds {child:?}, which its index.json does not list; move it away, or export elsewhere"
+                ))
+            };
+            if kind.is_dir() {
+                let prefix = format!("{child}/");
+                if !listed
+                    .range(prefix.clone()..)
+                    .next()
+                    .is_some_and(|(k, _)| k.starts_with(&prefix))
+                {
+                    return Err(unlisted());
+                }
+                pending.push((e.path(), child));
+            } else if child == "index.json" && kind.is_file() {
+                continue;
+            } else if kind.is_file() {
+                let hash = listed.get(&child).ok_or_else(unlisted)?;
+                let bytes = fsio::read_limited(&e.path(), npy::MAX_FILE_BYTES, "an export file")
+                    .map_err(|x| not_export(format!("{child}: {x}")))?;
+                if &&fsio::sha256(&bytes) != hash {
+                    return Err(not_export(format!(
+                        "{child} changed since that export; move it away, or export elsewhere"
+                    )));
+                }
+            } else {
+                return Err(not_export(format!(
+                    "holds {child:?}, {}, which an export never writes",
+                    if kind.is_symlink() {
+                        "a symbolic link"
+                    } else {
+                        "not a regular file"
+                    }
+                )));
+            }
         }
     }
     Ok(())
