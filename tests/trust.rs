@@ -1434,6 +1434,23 @@ fn harm_failing_exports_leave_the_old_export_whole() {
     drop(lock);
     fs::remove_file(&lock_path).unwrap();
     assert_same(&before, tmp.path(), "a refused concurrent export");
+    // Folders and files under the tool's own names that are not the
+    // tool's: a "staging" folder of a dead process holding a user's file,
+    // a "lock" file with content. Neither is removed.
+    let fake_staging = tmp.path().join(".export.lstm-parity-new-434343");
+    fs::create_dir(&fake_staging).unwrap();
+    fs::write(fake_staging.join("mine.txt"), "the user's").unwrap();
+    export(&out).expect(0, &["exported 1 of 1"]);
+    assert_eq!(
+        fs::read(fake_staging.join("mine.txt")).unwrap(),
+        b"the user's"
+    );
+    fs::remove_dir_all(&fake_staging).unwrap();
+    fs::write(&lock_path, "the user's").unwrap();
+    export(&out).expect(2, &["not an (empty) lock file of this tool"]);
+    assert_eq!(fs::read(&lock_path).unwrap(), b"the user's");
+    fs::remove_file(&lock_path).unwrap();
+    let before = snapshot(tmp.path());
     // A folder name so long that the staging folder's cannot be made.
     let long = tmp.path().join("x".repeat(250));
     export(&long).expect(2, &[]);

@@ -663,11 +663,13 @@ pub fn export(
         },
         LockError::Io(path, e) => io_err(&path)(e),
     })?;
-    replace::remove_stale_staging(dir);
+    replace::remove_stale_staging(dir, &|d| check_replaceable(d).is_ok());
     check_replaceable(dir)?;
     let staging_path = replace::staging(dir).map_err(io_err(dir))?;
     fs::create_dir(&staging_path).map_err(io_err(&staging_path))?;
     let mut staging = Staging(Some(staging_path.clone()));
+    let marker = staging_path.join(replace::STAGING_MARKER);
+    fs::write(&marker, b"").map_err(io_err(&marker))?;
     let index = build(
         cases,
         options,
@@ -695,6 +697,7 @@ pub fn export(
     }
     fs::write(staging_path.join("index.json"), json_bytes(&index))
         .map_err(io_err(&staging_path.join("index.json")))?;
+    fs::remove_file(&marker).map_err(io_err(&marker))?;
     replace::swap_in(&staging_path, dir).map_err(io_err(dir))?;
     staging.0 = None;
     Ok(index)

@@ -114,6 +114,14 @@ impl TargetLock {
                         io::Error::other("exists and is not a regular file"),
                     ))
                 }
+                // The tool's lock files are empty: one with content is
+                // someone else's file under that name, never removed.
+                Ok(m) if m.len() > 0 => {
+                    return Err(LockError::Io(
+                        path.clone(),
+                        io::Error::other("exists and is not an (empty) lock file of this tool"),
+                    ))
+                }
                 _ => {}
             }
             let file = OpenOptions::new()
@@ -191,9 +199,17 @@ pub fn staging(target: &Path) -> io::Result<PathBuf> {
     Ok(parent.join(format!(".{name}.lstm-parity-new-{}", std::process::id())))
 }
 
-/// Remove staging folders of `target` that earlier, killed runs left.
-/// Call with the lock held (then none of them is in use).
-pub fn remove_stale_staging(target: &Path) {
+/// The file an export writes first into its staging folder, and removes
+/// just before the folder is swapped in: a folder under a staging name is
+/// the tool's to remove only when it holds this file (or is a complete
+/// export that vouches for its files, `complete`).
+pub const STAGING_MARKER: &str = ".lstm-parity-staging";
+
+/// Remove staging folders of `target` that earlier, killed runs left:
+/// folders under the staging name that hold [`STAGING_MARKER`] or that
+/// `complete` accepts; any other folder of that name is left alone. Call
+/// with the lock held (then none of them is in use).
+pub fn remove_stale_staging(target: &Path, complete: &dyn Fn(&Path) -> bool) {
     let Ok((parent, name)) = split(target) else {
         return;
     };
@@ -206,10 +222,12 @@ pub fn remove_stale_staging(target: &Path) {
         let Some(n) = n.to_str() else { continue };
         let pid_part = n.strip_prefix(&prefix);
         if pid_part.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
-            if let Ok(m) = fs::symlink_metadata(e.path()) {
-                if m.is_dir() {
-                    let _ = fs::remove_dir_all(e.path());
-                }
+            let dir = e.path();
+            let ours = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir())
+                && (fs::symlink_metadata(dir.join(STAGING_MARKER)).is_ok_and(|m| m.is_file())
+                    || complete(&dir));
+            if ours {
+                let _ = fs::remove_dir_all(&dir);
             }
         }
     }
