@@ -13,9 +13,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use lstm_parity::bench::{self, Repeats, Shape};
 use lstm_parity::conformance::expectations::Expectations;
-use lstm_parity::conformance::gate::{self, CheckOptions, ExportOptions};
+use lstm_parity::conformance::gate::{self, CheckOptions, ExportOptions, SelectedBy};
 use lstm_parity::conformance::report::{self, Report};
-use lstm_parity::conformance::{self, delta, junit, Dtype, Filter, ModelFilter, Tolerance};
+use lstm_parity::conformance::{self, delta, junit, Dtype, Tolerance};
 use lstm_parity::dialect::layout::{ForgetBias, Layout};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
@@ -434,17 +434,21 @@ fn bench_command(
 }
 
 /// Select, load and narrow the cases.
+/// The command line's selection: case-id filters and the model filters.
+fn selected_by(filter: &[String], model: &ModelArgs) -> SelectedBy {
+    SelectedBy::Filters {
+        filters: filter.to_vec(),
+        api: model.api.clone(),
+        option: model.option.clone(),
+    }
+}
+
 fn select(
     root: &Path,
     filter: &[String],
     model: &ModelArgs,
 ) -> Result<conformance::Selection, conformance::suite::SuiteError> {
-    let narrow = ModelFilter::new(model.api.as_deref(), model.option.as_deref())?;
-    let mut selection = conformance::select(root, &Filter::new(filter)?)?;
-    selection
-        .cases
-        .retain(|c| narrow.matches(&c.model.api(), &c.model.summary()));
-    Ok(selection)
+    selected_by(filter, model).select(root)
 }
 
 fn load_expectations(path: Option<&Path>) -> Result<Option<Expectations>, u8> {
@@ -607,7 +611,9 @@ fn export(
         let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, interrupted.clone());
         let _ = signal_hook::flag::register(signal, interrupted.clone());
     }
+    let selected_by = selected_by(filter, model);
     let options = ExportOptions {
+        selected_by: Some(&selected_by),
         layout,
         dtype,
         forget_bias,

@@ -106,6 +106,7 @@ fn export_in(
         cases,
         dir,
         &ExportOptions {
+            selected_by: None,
             layout,
             dtype,
             forget_bias,
@@ -950,6 +951,7 @@ fn committed_gate_reports_match_the_suite_and_the_expectations() {
         let fingerprint = gate::plan(
             &all,
             &ExportOptions {
+                selected_by: Some(&gate::SelectedBy::all()),
                 layout: layout.parse().unwrap(),
                 dtype: report["gate"]["dtype"].as_str().unwrap().parse().unwrap(),
                 forget_bias: Some(

@@ -323,6 +323,7 @@ fn export_lib(
         &s.cases,
         dir,
         &ExportOptions {
+            selected_by: None,
             layout,
             dtype,
             forget_bias: None,
@@ -488,6 +489,22 @@ fn silent_pass_edited_index_is_refused() {
     });
     g.check(&[])
         .expect(2, &["index.json does not match", &first]);
+    // A whole case dropped, made self-consistent: the export's recorded
+    // selection still picks it from the reference.
+    let mut index: ExportIndex = serde_json::from_slice(&original).unwrap();
+    let dropped = index.cases.remove(0).id;
+    index.suite_fingerprint = gate::fingerprint(&index);
+    fs::write(&index_path, serde_json::to_string_pretty(&index).unwrap()).unwrap();
+    edit_json(&info_path, |v| {
+        v["suite_fingerprint"] = index.suite_fingerprint.clone().into()
+    });
+    g.check(&[]).expect(
+        2,
+        &[
+            &format!("picks case {dropped}"),
+            "index.json does not list it",
+        ],
+    );
     // A duplicate key (serde_json alone would keep the last one).
     let text = String::from_utf8(original.clone()).unwrap();
     let dup = text.replacen("\"format\":", "\"layout\": \"onnx\",\n  \"format\":", 1);

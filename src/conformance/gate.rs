@@ -83,8 +83,112 @@ pub struct ExportIndex {
     pub dtype: Dtype,
     /// `kept` or `folded`.
     pub forget_bias: String,
+    /// How the cases were selected: `check` selects again from the
+    /// reference and refuses an index that lost or gained a case.
+    pub selected_by: SelectedBy,
     /// Every selected case, exported or not.
     pub cases: Vec<IndexCase>,
+}
+
+/// How the cases of an export were selected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SelectedBy {
+    /// Case-id filters (globs, or substrings of ids; every case when
+    /// empty), narrowed by the model's API glob and option word: what the
+    /// command line selects with.
+    Filters {
+        /// The case-id filters.
+        filters: Vec<String>,
+        /// `--api`.
+        api: Option<String>,
+        /// `--option`.
+        option: Option<String>,
+    },
+    /// Exactly these case ids (a library caller's own list).
+    Cases(Vec<String>),
+}
+
+impl SelectedBy {
+    /// Every case of the reference.
+    pub fn all() -> SelectedBy {
+        SelectedBy::Filters {
+            filters: Vec::new(),
+            api: None,
+            option: None,
+        }
+    }
+
+    /// Select from the cases under `root`: discover, filter and load.
+    ///
+    /// # Errors
+    /// A [`SuiteError`]: the folder, a filter, or a listed case id that is
+    /// not in it.
+    pub fn select(&self, root: &Path) -> Result<super::check::Selection, SuiteError> {
+        match self {
+            SelectedBy::Filters {
+                filters,
+                api,
+                option,
+            } => {
+                let narrow = super::suite::ModelFilter::new(api.as_deref(), option.as_deref())?;
+                let mut selection =
+                    super::check::select(root, &super::suite::Filter::new(filters)?)?;
+                selection
+                    .cases
+                    .retain(|c| narrow.matches(&c.model.api(), &c.model.summary()));
+                Ok(selection)
+            }
+            SelectedBy::Cases(ids) => {
+                let known: BTreeMap<String, PathBuf> =
+                    discover(root)?.into_iter().map(|r| (r.id, r.dir)).collect();
+                let mut selection = super::check::Selection {
+                    cases: Vec::new(),
+                    errors: Vec::new(),
+                };
+                for id in ids {
+                    let dir = known.get(id).ok_or_else(|| SuiteError::Io {
+                        path: root.join(id),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "the case is not in the reference folder",
+                        ),
+                    })?;
+                    match Case::load(dir, id) {
+                        Ok(c) => selection.cases.push(c),
+                        Err(e) => selection.errors.push(e),
+                    }
+                }
+                Ok(selection)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for SelectedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SelectedBy::Filters {
+                filters,
+                api,
+                option,
+            } => {
+                if filters.is_empty() {
+                    write!(f, "every case")?;
+                } else {
+                    write!(f, "cases matching {}", filters.join(" "))?;
+                }
+                if let Some(a) = api {
+                    write!(f, ", --api {a}")?;
+                }
+                if let Some(o) = option {
+                    write!(f, ", --option {o}")?;
+                }
+                Ok(())
+            }
+            SelectedBy::Cases(ids) => write!(f, "{} listed cases", ids.len()),
+        }
+    }
 }
 
 /// One case in `index.json`.
@@ -426,6 +530,9 @@ pub fn features<T: Real>(steps: &[Step<T>]) -> Vec<String> {
 /// What to export.
 #[derive(Clone, Copy, Debug)]
 pub struct ExportOptions<'a> {
+    /// How the cases were selected, recorded in the index; `None`: exactly
+    /// the cases given ([`SelectedBy::Cases`]).
+    pub selected_by: Option<&'a SelectedBy>,
     /// The target layout.
     pub layout: Layout,
     /// The dtype of every float array.
@@ -740,6 +847,10 @@ fn build(
         layout: options.layout.name().into(),
         dtype: options.dtype,
         forget_bias: forget_bias.to_string(),
+        selected_by: options
+            .selected_by
+            .cloned()
+            .unwrap_or_else(|| SelectedBy::Cases(cases.iter().map(|c| c.id.clone()).collect())),
         cases: Vec::new(),
     };
     for case in cases {
@@ -1572,23 +1683,45 @@ fn verify_export(
         export: options.export_dir.to_path_buf(),
         what,
     };
-    let mut cases = BTreeMap::new();
-    let mut errors = Vec::new();
-    for entry in &index.cases {
-        let Some(dir) = known.get(&entry.id) else {
-            return Err(stale(format!(
-                "case {} is not in the reference folder {} (is it the folder the export was made from? give --reference)",
-                entry.id,
-                options.reference.display()
-            )));
-        };
-        match Case::load(dir, &entry.id) {
-            Ok(c) => {
-                cases.insert(entry.id.clone(), c);
-            }
-            Err(e) => errors.push(ReportError::from(&e)),
-        }
+    if let Some(entry) = index.cases.iter().find(|e| !known.contains_key(&e.id)) {
+        return Err(stale(format!(
+            "case {} is not in the reference folder {} (is it the folder the export was made from? give --reference)",
+            entry.id,
+            options.reference.display()
+        )));
     }
+    // The cases the export's own selection picks from this reference now:
+    // exactly the ones its index lists, or it lost (or gained) a case.
+    let selected = index.selected_by.select(options.reference)?;
+    let mut now: Vec<&str> = selected
+        .cases
+        .iter()
+        .map(|c| c.id.as_str())
+        .chain(selected.errors.iter().map(|e| e.case.as_str()))
+        .collect();
+    now.sort_unstable();
+    let mut listed: Vec<&str> = index.cases.iter().map(|c| c.id.as_str()).collect();
+    listed.sort_unstable();
+    if let Some(id) = now.iter().find(|id| listed.binary_search(id).is_err()) {
+        return Err(stale(format!(
+            "the export's selection ({}) picks case {id} from {}, but index.json does not list it (dropped from index.json, or added to the reference since)",
+            index.selected_by,
+            options.reference.display()
+        )));
+    }
+    if let Some(id) = listed.iter().find(|id| now.binary_search(id).is_err()) {
+        return Err(stale(format!(
+            "index.json lists case {id}, which the export's selection ({}) does not pick from {}",
+            index.selected_by,
+            options.reference.display()
+        )));
+    }
+    let errors: Vec<ReportError> = selected.errors.iter().map(ReportError::from).collect();
+    let cases: BTreeMap<String, Case> = selected
+        .cases
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
     if !errors.is_empty() {
         // The export cannot be verified without every case: check none.
         return Ok((BTreeMap::new(), errors));
@@ -1601,6 +1734,7 @@ fn verify_export(
     let planned = plan(
         &loaded,
         &ExportOptions {
+            selected_by: Some(&index.selected_by),
             layout,
             dtype: index.dtype,
             forget_bias: Some(forget_bias),
@@ -1947,6 +2081,7 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
             forget_bias: index.forget_bias.clone(),
             suite_fingerprint: index.suite_fingerprint.clone(),
             implementation: info.implementation.clone(),
+            selection: index.selected_by.to_string(),
         }),
         errors: load_errors,
         ..Report::default()

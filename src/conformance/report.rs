@@ -57,6 +57,10 @@ pub struct GateInfo {
     pub suite_fingerprint: String,
     /// The implementation, as its outputs name it.
     pub implementation: String,
+    /// Which cases the export selected (`every case`, the filters, or a
+    /// count of listed cases).
+    #[serde(default)]
+    pub selection: String,
 }
 
 /// Everything a `run` or `check` found.
@@ -262,8 +266,8 @@ pub fn table(report: &Report) -> String {
     if let Some(g) = &report.gate {
         let _ = writeln!(
             s,
-            "gate: {} in layout {} ({}, forget_bias {}), suite {}\n",
-            g.implementation, g.layout, g.dtype, g.forget_bias, g.suite_fingerprint
+            "gate: {} in layout {} ({}, forget_bias {}), {}, suite {}\n",
+            g.implementation, g.layout, g.dtype, g.forget_bias, g.selection, g.suite_fingerprint
         );
     }
     let _ = writeln!(
