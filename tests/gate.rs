@@ -940,7 +940,8 @@ fn committed_gate_reports_match_the_suite_and_the_expectations() {
         [
             "onnxruntime.onnx-layout1.json",
             "onnxruntime.onnx.json",
-            "torch.torch.json"
+            "torch.torch.json",
+            "tract.onnx.json"
         ]
     );
     for path in &reports {

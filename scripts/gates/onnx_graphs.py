@@ -105,8 +105,7 @@ def run_step(step, runtime):
     inputs.append(value("X", dt, 3))
     feed["X"] = step.x
     if step.lengths is not None:
-        inputs.append(value("sequence_lens", TensorProto.INT32, 1))
-        feed["sequence_lens"] = step.lengths.astype(np.int32)
+        add_lengths(runtime, step.lengths, inputs, inits, feed)
     inits.append(numpy_helper.from_array(np.array([seq_axis_y], dtype=np.int64), "squeeze_axes"))
     x_name = "X"
     for k, layer in enumerate(step.layers):
@@ -188,8 +187,7 @@ def run_pair(fw, bw, runtime):
     node_inputs = ["X", "W", "R", "B"]
     node_inputs.append("sequence_lens" if fw.lengths is not None else "")
     if fw.lengths is not None:
-        inputs.append(value("sequence_lens", TensorProto.INT32, 1))
-        feed["sequence_lens"] = fw.lengths.astype(np.int32)
+        add_lengths(runtime, fw.lengths, inputs, inits, feed)
     if lf["initial"] is not None:
         for i, name in enumerate(("initial_h", "initial_c")):
             inputs.append(value(name, dt, 3))
@@ -221,6 +219,17 @@ def run_pair(fw, bw, runtime):
         return (y_fw, [(h[0], c[0])]), (y_bw, [(h[1], c[1])])
     y_fw, y_bw = y[:, :, 0], np.flip(y[:, :, 1], axis=1)  # Y [B, T, 2, H]
     return (y_fw, [(h[:, 0], c[:, 0])]), (y_bw, [(h[:, 1], c[:, 1])])
+
+
+def add_lengths(runtime, lengths, inputs, inits, feed):
+    """`sequence_lens`: a graph input, or a constant where the runtime
+    takes only constant lengths (`runtime.constant_lengths`)."""
+    lengths = lengths.astype(np.int32)
+    if getattr(runtime, "constant_lengths", False):
+        inits.append(numpy_helper.from_array(lengths, "sequence_lens"))
+    else:
+        inputs.append(value("sequence_lens", TensorProto.INT32, 1))
+        feed["sequence_lens"] = lengths
 
 
 def run_graph(runtime, nodes, inputs, initializers, outputs, feed):
