@@ -103,6 +103,10 @@ pub struct CaseRun {
     pub divergence: Option<Divergence>,
     /// Set when the case could not be run at all.
     pub error: Option<String>,
+    /// Set when the implementation itself refused a step of the case (it
+    /// wrote `error.txt`): a failure, counted apart from wrong numbers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
     /// Expected outputs not compared, each with the reason (today only
     /// one: it is computed from optional per-step states the
     /// implementation did not write).
@@ -236,6 +240,7 @@ pub fn check_outputs_except<T: Real>(
         comparisons,
         divergence,
         error,
+        refused: false,
         not_compared: not_compared.to_vec(),
         diagnosis: None,
         expected_failure: None,
@@ -278,6 +283,7 @@ fn error_run(case: &Case, dtype: Dtype, tolerance: &Tolerance, error: String) ->
         comparisons: Vec::new(),
         divergence: None,
         error: Some(error),
+        refused: false,
         not_compared: Vec::new(),
         diagnosis: None,
         expected_failure: None,

@@ -2125,6 +2125,7 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
             }
             Some(ReadProblem::Failed(m)) => {
                 run.error = Some(format!("the implementation could not run it: {m}"));
+                run.refused = true;
             }
             None => {}
         }

@@ -83,8 +83,12 @@ pub struct Report {
 pub struct Summary {
     /// Case runs within tolerance.
     pub passed: usize,
-    /// Case runs out of tolerance or that could not run, not expected to fail.
+    /// Case runs out of tolerance or that could not run, not expected to
+    /// fail, other than refusals.
     pub failed: usize,
+    /// Case runs the implementation refused (it wrote `error.txt` for a
+    /// step), not expected to fail.
+    pub refused: usize,
     /// Case runs that failed and are listed as expected to fail.
     pub expected_failures: usize,
     /// Cases that could not be loaded, or whose outputs are unreadable.
@@ -108,9 +112,15 @@ impl Report {
     /// The counts.
     pub fn summary(&self) -> Summary {
         let count = |v: &str| self.runs.iter().filter(|r| r.verdict() == v).count();
+        let refused = self
+            .runs
+            .iter()
+            .filter(|r| r.verdict() == "fail" && r.refused)
+            .count();
         Summary {
             passed: count("pass"),
-            failed: count("fail"),
+            failed: count("fail") - refused,
+            refused,
             expected_failures: count("xfail"),
             errors: self.errors.len(),
             skipped: self.skipped.len(),
@@ -130,7 +140,11 @@ impl Report {
         let s = self.summary();
         if s.errors > 0 {
             2
-        } else if s.failed > 0 || s.expectation_errors > 0 || self.nothing_checked() {
+        } else if s.failed > 0
+            || s.refused > 0
+            || s.expectation_errors > 0
+            || self.nothing_checked()
+        {
             1
         } else {
             0
@@ -352,8 +366,8 @@ pub fn table(report: &Report) -> String {
     if report.gate.is_some() || sum.expected_failures > 0 || sum.expectation_errors > 0 {
         let _ = write!(
             s,
-            ", {} expected failures, {} not exported, {} stale expectations",
-            sum.expected_failures, sum.skipped, sum.expectation_errors
+            ", {} refused, {} expected failures, {} not exported, {} stale expectations",
+            sum.refused, sum.expected_failures, sum.skipped, sum.expectation_errors
         );
     }
     s.push('\n');
