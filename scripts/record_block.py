@@ -1,8 +1,8 @@
 """Record the `block` reference suite: TensorFlow's fused LSTM kernels as raw ops.
 
 `tf.raw_ops.LSTMBlockCell`, `BlockLSTM` and `BlockLSTMV2`, called with their
-own inputs and attrs (reference/README.md, "Dialect block"; SEMANTICS.md
-section 4). The float32 expectation is the op's own output. The ops have no
+own inputs and attrs (reference/README.md, "Dialect block"; docs/semantics.md
+§5). The float32 expectation is the op's own output. The ops have no
 float64 kernel (TF 2.21 accepts only float16/float32), so the float64
 expectation comes from an equivalent float64 TensorFlow computation:
 

@@ -510,7 +510,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=pathlib.Path, help="reference root to write <root>/tf1 into")
     parser.add_argument("--seeds", type=pathlib.Path, default=REPO_ROOT / "scripts" / "seeds",
-                        help="folder with the seed notebooks (default scripts/seeds, a copy of ../shared/seeds)")
+                        help="folder with the seed notebooks (default scripts/seeds)")
     parser.add_argument("--jobs", type=int, default=parallel.default_jobs(),
                         help="worker processes (default: one per CPU, at most 4); the recording does not depend on it")
     args = parser.parse_args()

@@ -14,8 +14,20 @@
 //! | [`tensor`] | the arrays passed between them | |
 //! | [`mod@bench`] | timing the kernel at the benchmark shapes (`lstm-parity bench`) | |
 //!
-//! The case format is documented in `reference/README.md`; each framework's
-//! semantics in the dialect modules' docs.
+//! Where to start, by task:
+//!
+//! | to | read |
+//! |---|---|
+//! | run a stack of canonical layers | [`lstm::run`], [`lstm::run_with`], [`lstm::Prepared`] |
+//! | run a case in a framework's own terms | [`dialect::Model`] and the modules [`dialect::tf1`], [`dialect::block`], [`dialect::keras`] |
+//! | load, run and compare recorded cases | [`conformance::suite`], [`conformance::case`], [`conformance::compare`] |
+//! | gate another implementation | [`conformance::gate`] (export, check), [`dialect::layout`] (weight layouts) |
+//!
+//! Documents in the repository: `docs/semantics.md` (what each framework
+//! computes, quirk by quirk, with the recorded cases that prove it; the
+//! dialect modules cite its sections), `reference/README.md` (the case
+//! format), `docs/gate.md` (the gate's file contract), `docs/performance.md`
+//! (the kernel's design and measurements).
 
 pub mod bench;
 pub mod conformance;

@@ -7,7 +7,7 @@ outputs `lstm-parity check` reads (the contract is in docs/gate.md).
 
 Run by `scripts/gates/run torch` (by hand, not in CI: PyTorch's PyPI wheel
 pulls about 3 GB of CUDA wheels). Last run with PyTorch 2.15.0 on the CPU:
-107 of the 111 exported cases pass; the other 4 are PyTorch's refusals
+107 of the 109 exported cases pass; the other 2 are PyTorch's refusals
 listed in torch.expectations.toml. The report is
 scripts/gates/results/torch.torch.json.
 

@@ -3,7 +3,7 @@
 It reads a case folder back from disk (case.json + .npy, as the Rust side
 will), recomputes every expected output in float64 from the stored float32
 weights and inputs, and compares with the recorded float64 expectation
-(reference/README.md "Dialect keras"; /work/shared/SEMANTICS.md section 5):
+(reference/README.md "Dialect keras"; docs/semantics.md §6):
 
 * `LSTM` / `RNN` (stacked cells), `Bidirectional`, `Sequential`;
 * masks (explicit `mask` input or `"masking": {"mask_value": v}`): a masked

@@ -5,7 +5,7 @@ will), recomputes every expected output in float64 from the stored float32
 weights and inputs, and compares with the recorded float64 expectation. A
 mismatch means a recording mistake (a variable assigned to the wrong slot, a
 wrong trace fill, a wrong layout), not a framework quirk: the formulas here
-follow /work/shared/SEMANTICS.md sections 1-3 (TF1), 4 (block ops) and 5 (Keras).
+follow docs/semantics.md §3-§4 (TF1), §5 (block ops) and §6 (Keras).
 
 It also checks TF's float32 run against its float64 run (a loose sanity bound).
 """
@@ -123,7 +123,7 @@ def tf1_run(layers, x, states, lengths, trap=None):
     """Run stacked TF1 cells over time-major `x` [time, batch, input] from `states`.
 
     Past a row's `lengths` (None: no lengths) the output is zero and the state is
-    carried (SEMANTICS.md 3.2). Returns (outputs [time, batch, out], final states,
+    carried (docs/semantics.md §4.2). Returns (outputs [time, batch, out], final states,
     per-step states: a list over time of per-layer (c, h)).
     """
     outputs, trace = [], []
@@ -179,7 +179,7 @@ def reverse_sequence(x, lengths):
 
 
 def tf1_bidirectional_expected(model, variables, inputs, trap=None):
-    """bidirectional_dynamic_rnn / static_bidirectional_rnn (SEMANTICS.md 3.4), in float64.
+    """bidirectional_dynamic_rnn / static_bidirectional_rnn (docs/semantics.md §4.3), in float64.
 
     The backward trace is in processing order: step k read inputs[len-1-k].
     """
@@ -261,7 +261,7 @@ def block_effective(model):
 
 
 def block_expected(model, variables, inputs, trap=None):
-    """All outputs of a block case (SEMANTICS.md 4.3-4.4), in float64.
+    """All outputs of a block case (docs/semantics.md §5), in float64.
 
     Gate layout ICFO (LSTMBlockCell, BlockLSTM) or IFCO (BlockLSTMV2); peepholes i, f on
     cs_prev and o on the new (clipped) cs. Sequence ops run seq_len_max steps: cs and h

@@ -1,5 +1,5 @@
 //! TensorFlow's fused LSTM kernels: `tf.raw_ops.LSTMBlockCell`, `BlockLSTM`
-//! and `BlockLSTMV2` (SEMANTICS.md section 4).
+//! and `BlockLSTMV2` (docs/semantics.md §5).
 //!
 //! Quirks handled here:
 //! * gate order **i, c, f, o** for `LSTMBlockCell` and `BlockLSTM`, but

@@ -1,5 +1,5 @@
 //! Keras 3 and tf-keras (Keras 2): `LSTM`, `RNN(StackedRNNCells([LSTMCell, ...]))`,
-//! `Bidirectional(LSTM)` and `Sequential` stacks of them (SEMANTICS.md section 5).
+//! `Bidirectional(LSTM)` and `Sequential` stacks of them (docs/semantics.md §6).
 //!
 //! Quirks handled here:
 //! * kernel `[input, 4*units]`, recurrent kernel `[units, 4*units]`, gate
@@ -14,8 +14,11 @@
 //! * `Bidirectional` reverses the backward layer's output sequence in full
 //!   (not per row), then merges;
 //! * `return_state` gives `[output, h, c]`: state order is h before c;
-//! * dropout, recurrent_dropout, unroll and implementation do not change
-//!   values at inference.
+//! * the unrolled loop zeroes masked outputs with the mask in input order
+//!   on outputs in processing order (`go_backwards`, §6.7), and Keras 3
+//!   drops `Masking`'s mask when `initial_state` is passed (§6.8);
+//! * dropout, recurrent_dropout and implementation do not change values
+//!   at inference, nor does unroll but for the quirk above.
 
 use ndarray::{s, Array2, Array3, ArrayD, Axis};
 use serde::{Deserialize, Deserializer};
@@ -121,7 +124,8 @@ pub struct Model {
     /// Called once per `inputs/<k>`, each call from the previous call's state.
     #[serde(default)]
     pub stateful: bool,
-    /// No effect on values.
+    /// No effect on values, but for the masked zero-output quirk
+    /// (docs/semantics.md §6.7).
     #[serde(default)]
     pub unroll: bool,
     /// tf-keras 1 or 2: no effect on values.
@@ -539,10 +543,11 @@ impl Model {
                 x.slice(s![b, t, ..]).iter().any(|&v| v != value)
             });
             if self.keras == KerasVersion::Keras3 && self.has_initial_state(inputs) {
-                // Keras 3 quirk (measured, 3.15): called with initial_state,
-                // the layer does not receive the mask Masking attaches; it
-                // runs unmasked over Masking's output, which is zero at the
-                // masked steps. An explicit mask still applies.
+                // Keras 3 quirk (measured, 3.15; docs/semantics.md §6.8):
+                // called with initial_state, the layer does not receive the
+                // mask Masking attaches; it runs unmasked over Masking's
+                // output, which is zero at the masked steps. An explicit
+                // mask still applies.
                 let mut zeroed = x;
                 for ((b, t), keep) in derived.indexed_iter() {
                     if !keep {
@@ -567,7 +572,8 @@ impl Model {
     /// loop of `backend.rnn`): with `unroll`, a mask and zero outputs for
     /// masked steps, the loop repeats the previous output at masked steps,
     /// then zeroes `outputs[:, k]` (processing order) where `mask[:, k]`
-    /// (input order) is false. Without `go_backwards` the two orders agree.
+    /// (input order) is false. Without `go_backwards` the two orders agree
+    /// (docs/semantics.md §6.7).
     fn unrolled_zero_output_quirk(&self) -> bool {
         self.unroll
     }

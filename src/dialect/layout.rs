@@ -1,5 +1,6 @@
 //! Weight layouts of other LSTM implementations: canonical layers to and
-//! from each target's own arrays, and what each target cannot express.
+//! from each target's own arrays, and what each target cannot express
+//! (each target's semantics: docs/semantics.md §7-§10).
 //!
 //! The gate (`crate::conformance::gate`) exports every canonical
 //! [`Step`] a dialect asks for in one of these layouts, so that another
@@ -24,7 +25,7 @@
 //! cuDNN `b_w*`/`b_r*`), each holds **half** of the canonical bias: halving
 //! is exact in binary floating point and the halves sum to the bias exactly,
 //! and an implementation that reads only one of them fails (the cuDNN double
-//! bias trap, SEMANTICS.md 4.6 and 5.8).
+//! bias trap, docs/semantics.md §9).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -251,7 +252,7 @@ pub fn check_step<T: Real>(
                 if layout == Layout::Torch {
                     "PyTorch (pad_packed_sequence)"
                 } else {
-                    "cuDNN (SEMANTICS.md 5.8)"
+                    "cuDNN (docs/semantics.md §9)"
                 }
             ));
         }

@@ -1,5 +1,5 @@
 //! TensorFlow 1.x: `BasicLSTMCell`, `LSTMCell`, `MultiRNNCell`, called once
-//! or run by `dynamic_rnn` / `static_rnn` (SEMANTICS.md sections 1-3).
+//! or run by `dynamic_rnn` / `static_rnn` (docs/semantics.md §3-§4).
 //!
 //! Quirks handled here:
 //! * kernel `[input + h_depth, 4*units]` in gate order **i, j, f, o**, rows

@@ -15,10 +15,10 @@
 //! the gate buffer (52 MB) and the packed weights (32 MiB) are 21,000
 //! pages, 13-26 ms of page faults and zeroing in every layer call (measured:
 //! the input projection at B64-T50-H512 on one thread, 69 ms into a reused
-//! buffer, 83-91 ms into a new one). The bound was 1 MiB at first; at
-//! B1-T200-H128 the gate buffer (400 KiB) and the packed weights (256 KiB
-//! each) then came from `mmap` in every call, and `perf record` of
-//! `lstm-parity bench --threads 1` put 12-15% of the samples in the
+//! buffer, 83-91 ms into a new one). Why from 64 KiB: with a bound of
+//! 1 MiB, at B1-T200-H128 the gate buffer (400 KiB) and the packed weights
+//! (256 KiB each) come from `mmap` in every call, and `perf record` of
+//! `lstm-parity bench --threads 1` puts 12-15% of the samples in the
 //! kernel's page-fault path; with 64 KiB, 0.3%. (glibc's own threshold
 //! for `mmap` is 128 KiB.) onnxruntime's arena does the same.
 //! [`release_cached_buffers`] frees the cache.

@@ -2,9 +2,10 @@
 //! at a time: bit for bit the values of the scalar libm calls
 //! (`1 / (1 + expf(-x))` and `tanhf(x)`) they replace.
 //!
-//! Why: the exact activations were 23-48% of the default path's time at
-//! the benchmark shapes, five scalar libm calls per unit and step (glibc's
-//! `tanhf` calls `expm1f`). Here the same algorithms run in AVX2 lanes:
+//! Why: as scalar libm calls, five per unit and step (glibc's `tanhf`
+//! calls `expm1f`), the exact activations are 23-48% of the default path's
+//! time at the benchmark shapes. Here the same algorithms run in AVX2
+//! lanes:
 //!
 //! * `expf` as in glibc 2.27+ (from Arm's optimized routines, with its
 //!   multiply-adds fused as in glibc's x86-64 build for processors with
@@ -28,9 +29,10 @@
 //! exact path keeps the platform's scalar values there.
 //!
 //! At the benchmark shapes (`lstm-parity bench`, two threads, exact
-//! activations, the same minutes): B64-T50-H512 167-172 ms before, 112-119
-//! after; B16-T100-H256 30.1-30.5 ms before, 18.7-18.8 after;
-//! B1-T200-H128 1.9-2.3 ms before, 1.2-1.3 after.
+//! activations, the same minutes), this path against the scalar calls:
+//! B64-T50-H512 112-119 ms against 167-172; B16-T100-H256 18.7-18.8 ms
+//! against 30.1-30.5; B1-T200-H128 1.2-1.3 ms against 1.9-2.3
+//! (docs/performance.md).
 
 // Only the x86-64 build uses the tables and the scalar helpers.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]

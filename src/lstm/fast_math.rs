@@ -3,12 +3,11 @@
 //! [`RunOptions::fast_activations`](super::RunOptions::fast_activations) is
 //! on.
 //!
-//! Why: with the exact functions as scalar libm calls, the five
-//! transcendentals per unit and step cost as much as the recurrent matrix
-//! product at small and medium shapes. The exact path is vectorised too
-//! now (`exact_math`, libm's own algorithms, bit for bit), and this option
-//! still saves 9-25% of a run at the benchmark shapes (README, "What
-//! limits it"). These are branch-free polynomials (Cephes' `expf` and `tanhf`
+//! Why: as scalar libm calls, the five transcendentals per unit and step
+//! cost as much as the recurrent matrix product at small and medium
+//! shapes. The exact path is vectorised too (`exact_math`, libm's own
+//! algorithms, bit for bit); this option saves a further 2-25% of a run
+//! at the benchmark shapes (docs/performance.md, "What limits it"). These are branch-free polynomials (Cephes' `expf` and `tanhf`
 //! coefficients) that the compiler turns into 8-lane AVX2/FMA code: within
 //! a few float32 ULP of the exact value (`tests` below measures it against
 //! `f64`), about as close as TensorFlow's own Eigen approximations, and the

@@ -11,7 +11,7 @@
 //! condition variable.
 //!
 //! One caller at a time uses the pool: a second thread calling while it is
-//! busy gets scoped threads instead, as before, so concurrent callers never
+//! busy gets scoped threads of its own, so concurrent callers never
 //! wait for each other or share workers.
 
 use std::any::Any;

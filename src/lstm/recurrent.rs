@@ -282,7 +282,7 @@ impl<T: Element> PackedRecurrent<T> {
                         // independent accumulators to keep the FMA units
                         // busy. (Each row's sums are the same whatever its
                         // block. Measured at B16, 8 rows per thread: 14.1-15.2
-                        // ms against 14.4-15.7 before, within the noise.)
+                        // ms against 14.4-15.7 as 6 + 2, within the noise.)
                         let n = match chunk_end - row {
                             7 | 8 => 4,
                             left => ROWS.min(left),

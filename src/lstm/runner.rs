@@ -147,8 +147,7 @@ impl Default for RunOptions {
 /// 1.43-1.65 ms against 2.0-2.3 ms, B16-T100-H256 (4.2M) 15.7-24 ms
 /// against 23-36 ms. Under heavy load from other jobs (load average 4-10)
 /// two threads that meet every step lose instead (B16: 53-130 ms against
-/// 31 ms on one, measured in an earlier session): set
-/// `LSTM_PARITY_THREADS=1` there.
+/// 31 ms on one): set `LSTM_PARITY_THREADS=1` there.
 pub const MIN_STEP_WORK_FOR_THREADS: usize = 1 << 15;
 
 /// Multiply-adds of the input projection of all steps (`batch * time *
