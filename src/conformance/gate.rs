@@ -9,7 +9,7 @@
 //! LSTM and writes the ones the layout can express; [`check`] runs each
 //! case again with a runner that returns, for each step, what the
 //! implementation wrote; the dialect turns those into the case's native
-//! outputs and [`check_runner_except`](super::check::check_runner_except) judges and diagnoses them.
+//! outputs and [`check_runner_except`] judges and diagnoses them.
 //!
 //! The file contract (`docs/gate.md` says it for people):
 //!
