@@ -244,15 +244,17 @@ pub fn check_step<T: Real>(
                     .into(),
             );
         }
-        if step.masked_output == MaskedOutput::RepeatPrevious
-            && matches!(layout, Layout::Torch | Layout::Cudnn)
-        {
+        // Keras masking repeats the previous output at a masked step; the
+        // length-only layouts write zeros there. An adapter would have to
+        // rewrite the runtime's outputs to match, which would no longer
+        // judge the runtime: such steps are not exported.
+        if step.masked_output == MaskedOutput::RepeatPrevious && lengths_only {
             return Err(format!(
                 "masked steps repeat the previous output here; {} writes zeros past a row's length",
-                if layout == Layout::Torch {
-                    "PyTorch (pad_packed_sequence)"
-                } else {
-                    "cuDNN (docs/semantics.md §9)"
+                match layout {
+                    Layout::Torch => "PyTorch (pad_packed_sequence)",
+                    Layout::Cudnn => "cuDNN (docs/semantics.md §9)",
+                    _ => "the ONNX LSTM (its Y past sequence_lens)",
                 }
             ));
         }
