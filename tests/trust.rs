@@ -1964,3 +1964,48 @@ fn harm_user_files_inside_an_earlier_export_are_never_deleted() {
     // Untouched, the earlier export is replaced.
     export().expect(0, &["exported 1 of 1"]);
 }
+
+/// The implementation's files are its own: an `error.txt` or an output
+/// that is a symbolic link (to a secret, or to a reference array) is
+/// refused naming it, and nothing of the linked file reaches the report;
+/// a `case.json` linked out of its case folder is refused like an array.
+#[test]
+fn silent_pass_links_in_outputs_or_to_a_case_json_outside_are_refused() {
+    let g = Gate::new(&[RAND001], Layout::Onnx, Dtype::F32, false);
+    let secret = g.tmp.path().join("secret.txt");
+    fs::write(&secret, "TOP-SECRET-LINE\n").unwrap();
+    let step = g.step(RAND001, "main");
+    let saved: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(&step)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), fs::read(&p).unwrap()))
+        .collect();
+    for (p, _) in &saved {
+        fs::remove_file(p).unwrap();
+    }
+    symlink(&secret, step.join("error.txt")).unwrap();
+    let r = g.check(&[]);
+    r.expect(2, &["error.txt", "a symbolic link"]);
+    assert!(!r.text().contains("TOP-SECRET"), "{}", r.text());
+    fs::remove_file(step.join("error.txt")).unwrap();
+    for (p, bytes) in &saved {
+        fs::write(p, bytes).unwrap();
+    }
+    // y.npy a link to a copy of itself: refused all the same.
+    let y = step.join("y.npy");
+    let copy = g.tmp.path().join("y-copy.npy");
+    fs::rename(&y, &copy).unwrap();
+    symlink(&copy, &y).unwrap();
+    g.check(&[]).expect(2, &["y.npy", "a symbolic link"]);
+    fs::remove_file(&y).unwrap();
+    fs::rename(&copy, &y).unwrap();
+    g.check(&[]).expect(0, &["1 passed"]);
+    // case.json a link out of its case folder.
+    let (tmp, root) = reference_of(&[RAND001]);
+    let manifest = root.join(RAND001).join("case.json");
+    let outside = tmp.path().join("case.json");
+    fs::rename(&manifest, &outside).unwrap();
+    symlink(&outside, &manifest).unwrap();
+    cli([OsStr::new("run"), OsStr::new("--reference"), os(&root)])
+        .expect(2, &["case.json", "leaves the case folder"]);
+}

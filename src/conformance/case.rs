@@ -157,8 +157,10 @@ impl Case {
             file: file.map(str::to_string),
             kind,
         };
+        // case.json, like every array, stays inside the case folder.
+        let manifest_path = resolve(dir, "case.json").map_err(|k| err(Some("case.json"), k))?;
         let manifest_bytes =
-            fsio::read_limited(&dir.join("case.json"), fsio::MAX_JSON_BYTES, "a case.json")
+            fsio::read_limited(&manifest_path, fsio::MAX_JSON_BYTES, "a case.json")
                 .map_err(|e| err(Some("case.json"), e.into()))?;
         let mut files = BTreeMap::new();
         files.insert("case.json".to_string(), fsio::sha256(&manifest_bytes));

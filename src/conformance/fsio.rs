@@ -106,12 +106,53 @@ pub fn open_regular(path: &Path) -> Result<File, ReadError> {
     Ok(file)
 }
 
+/// [`open_regular`] that refuses a symbolic link at `path` itself
+/// (`O_NOFOLLOW`): for files an implementation writes, which must be its
+/// own files and never a way to read another one (a link to a reference
+/// array, or to a system file whose text would land in a report).
+///
+/// # Errors
+/// [`ReadError::NotRegular`] (a symbolic link included) or the I/O error.
+pub fn open_regular_nofollow(path: &Path) -> Result<File, ReadError> {
+    if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Err(ReadError::NotRegular("a symbolic link"));
+    }
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular(kind_of(&meta)));
+    }
+    Ok(file)
+}
+
+/// [`read_limited`] through [`open_regular_nofollow`].
+///
+/// # Errors
+/// As [`read_limited`]; a symbolic link is refused.
+pub fn read_limited_nofollow(
+    path: &Path,
+    limit: u64,
+    what: &'static str,
+) -> Result<Vec<u8>, ReadError> {
+    read_from(open_regular_nofollow(path)?, limit, what)
+}
+
 /// The bytes of the regular file `path`, refused when larger than `limit`.
 ///
 /// # Errors
 /// A [`ReadError`]; nothing larger than `limit` is ever read into memory.
 pub fn read_limited(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, ReadError> {
-    let file = open_regular(path)?;
+    read_from(open_regular(path)?, limit, what)
+}
+
+fn read_from(file: File, limit: u64, what: &'static str) -> Result<Vec<u8>, ReadError> {
     let size = file.metadata()?.len();
     if size > limit {
         return Err(ReadError::TooLarge { size, limit, what });
@@ -150,7 +191,7 @@ pub fn read_json_text(path: &Path) -> Result<String, ReadError> {
 /// # Errors
 /// A [`ReadError`] when it is not a regular file or cannot be read.
 pub fn read_message(path: &Path, limit: u64) -> Result<(String, bool), ReadError> {
-    let file = open_regular(path)?;
+    let file = open_regular_nofollow(path)?;
     let size = file.metadata()?.len();
     let mut bytes = Vec::new();
     file.take(limit).read_to_end(&mut bytes)?;

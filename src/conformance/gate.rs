@@ -1388,7 +1388,11 @@ fn npy_budget(shape: &[usize], item: usize) -> Option<u64> {
 fn read_output<T: Real>(path: &Path, shape: &[usize]) -> Result<ArrayD<T>, String> {
     let limit = npy_budget(shape, std::mem::size_of::<T>())
         .ok_or_else(|| format!("shape {shape:?} is too large"))?;
-    let (t, file_dtype) = npy::read_with_dtype(path, limit).map_err(|e| e.to_string())?;
+    // The implementation's own file: a symbolic link is refused, never
+    // followed (it could point at a reference array).
+    let bytes = fsio::read_limited_nofollow(path, limit, "an output of the shape the step needs")
+        .map_err(|e| e.to_string())?;
+    let (t, file_dtype) = npy::parse_with_dtype(&bytes).map_err(|e| e.to_string())?;
     if file_dtype != T::NAME {
         return Err(format!("dtype {file_dtype} where {} is required", T::NAME));
     }
