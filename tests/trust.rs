@@ -505,6 +505,29 @@ fn silent_pass_edited_index_is_refused() {
             "index.json does not list it",
         ],
     );
+    // A case listed twice, or out of order, made self-consistent.
+    for twice in [true, false] {
+        let mut index: ExportIndex = serde_json::from_slice(&original).unwrap();
+        if twice {
+            let copy = index.cases[0].clone();
+            index.cases.insert(1, copy);
+        } else {
+            index.cases.reverse();
+        }
+        index.suite_fingerprint = gate::fingerprint(&index);
+        fs::write(&index_path, serde_json::to_string_pretty(&index).unwrap()).unwrap();
+        edit_json(&info_path, |v| {
+            v["suite_fingerprint"] = index.suite_fingerprint.clone().into()
+        });
+        g.check(&[]).expect(
+            2,
+            &[if twice {
+                "twice, after"
+            } else {
+                "out of order, after"
+            }],
+        );
+    }
     // A duplicate key (serde_json alone would keep the last one).
     let text = String::from_utf8(original.clone()).unwrap();
     let dup = text.replacen("\"format\":", "\"layout\": \"onnx\",\n  \"format\":", 1);
@@ -731,6 +754,13 @@ fn silent_pass_malformed_case_folders_are_errors() {
     let bad = root.join("tf1").join(OsStr::from_bytes(b"case-\xff\xfe"));
     copy_tree(&reference().join(NB003), &bad);
     run_on(&root).expect(2, &["a folder name that is not UTF-8", "rename it"]);
+    // A case inside another case's folder, and a case.json at the root.
+    let (_tmp, root) = reference_of(&[RAND001]);
+    copy_tree(&reference().join(NB003), &root.join(RAND001).join("nested"));
+    run_on(&root).expect(2, &["nested/case.json: a case.json inside the case folder"]);
+    let (_tmp, root) = reference_of(&[RAND001]);
+    fs::copy(root.join(RAND001).join("case.json"), root.join("case.json")).unwrap();
+    run_on(&root).expect(2, &["a case.json at the root of the reference folder"]);
     // A case folder (or a suite folder) that is a symbolic link.
     let (_tmp, root) = reference_of(&[RAND001]);
     symlink(root.join(RAND001), root.join("tf1").join("linked-case")).unwrap();
@@ -1467,6 +1497,13 @@ fn harm_failing_exports_leave_the_old_export_whole() {
         fs::read(fake_staging.join("mine.txt")).unwrap(),
         b"the user's"
     );
+    // ... also when it holds the staging marker.
+    fs::write(fake_staging.join(".lstm-parity-staging"), "").unwrap();
+    export(&out).expect(0, &["exported 1 of 1"]);
+    assert_eq!(
+        fs::read(fake_staging.join("mine.txt")).unwrap(),
+        b"the user's"
+    );
     fs::remove_dir_all(&fake_staging).unwrap();
     fs::write(&lock_path, "the user's").unwrap();
     export(&out).expect(2, &["not an (empty) lock file of this tool"]);
@@ -1725,6 +1762,16 @@ fn silent_pass_compare_counts_lost_cases_as_worse_and_refuses_bad_reports() {
         let p = variant(name, edit);
         compare(&p).expect(2, &[name, words]);
     }
+    let loosened = variant("loosened.json", &|v| {
+        for c in v["cases"].as_array_mut().unwrap() {
+            c["tolerance"] = "abs:1".into();
+            c["verdict"] = "pass".into();
+        }
+    });
+    compare(&loosened).expect(
+        2,
+        &["judged at tolerance abs:1", "the same tolerance levels"],
+    );
     let layout = variant("layout.json", &|v| {
         v["gate"]["layout"] = "onnx-layout1".into()
     });
@@ -1779,6 +1826,35 @@ fn silent_pass_unrecorded_outputs_are_judged() {
             );
             assert!(r.text().contains(id), "{id}/{file} = {value}: {}", r.text());
         }
+        fs::write(&path, original).unwrap();
+    }
+    g.check(&[]).expect(0, &["2 passed"]);
+    // Parts of an array no recorded output reads: the earlier steps of a
+    // layer that returns only its last output, a step hidden by a mask.
+    const LAST_ONLY: &str = "keras3/rand-002-lstm-last";
+    const MASKED: &str = "tfkeras/grid-052-lstm-masking-right-ahs-zero";
+    let g = Gate::new(&[LAST_ONLY, MASKED], Layout::Canonical, Dtype::F32, true);
+    for (id, value) in [(LAST_ONLY, 5.0f32), (LAST_ONLY, 1e30), (MASKED, 0.0)] {
+        let path = g.step(id, "main").join("y.npy");
+        let original = fs::read(&path).unwrap();
+        let mut a = read_f32(&path);
+        if id == LAST_ONLY {
+            // Every step but the last.
+            let t = a.shape()[1];
+            a.slice_mut(ndarray::s![.., ..t - 1, ..]).fill(value);
+        } else {
+            a.fill(value);
+        }
+        npy::write(&path, &Tensor::F32(a)).unwrap();
+        let r = g.check(&[]);
+        r.expect(
+            1,
+            &[
+                "1 passed, 1 failed",
+                "elements unrecorded: against the Rust LSTM",
+            ],
+        );
+        assert!(r.text().contains(id), "{id} = {value}: {}", r.text());
         fs::write(&path, original).unwrap();
     }
     g.check(&[]).expect(0, &["2 passed"]);

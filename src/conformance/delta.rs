@@ -54,6 +54,8 @@ struct CaseEntry {
     /// `null` when the largest error is NaN.
     #[serde(default)]
     max_abs: Option<f64>,
+    /// The tolerance level the case was judged at.
+    tolerance: String,
 }
 
 /// A case's verdict in a report; `Skipped` and `Error` come from the
@@ -110,11 +112,15 @@ struct GateEntry {
 /// `(verdict, max_abs)` per `(id, dtype)`.
 type Verdicts = BTreeMap<(String, String), (Verdict, Option<f64>)>;
 
-/// One report's verdicts, with its kind and gate.
+/// The tolerance level per `(id, dtype)` of the cases that ran.
+type Levels = BTreeMap<(String, String), String>;
+
+/// One report's verdicts, with its kind, gate and tolerance levels.
 struct Read {
     kind: Kind,
     gate: Option<GateEntry>,
     verdicts: Verdicts,
+    levels: Levels,
 }
 
 fn read(path: &Path) -> Result<Read, CompareError> {
@@ -145,6 +151,10 @@ fn read(path: &Path) -> Result<Read, CompareError> {
                 .map(|e| (e.case.as_str(), dtype, Verdict::Error, None)),
         );
     let mut verdicts = Verdicts::new();
+    let mut levels = Levels::new();
+    for c in &report.cases {
+        levels.insert((c.id.clone(), c.dtype.clone()), c.tolerance.clone());
+    }
     for (id, dtype, verdict, max_abs) in entries {
         let key = (id.to_string(), dtype.to_string());
         if let Some((before, _)) = verdicts.insert(key, (verdict, max_abs)) {
@@ -164,6 +174,7 @@ fn read(path: &Path) -> Result<Read, CompareError> {
         kind: report.kind,
         gate: report.gate,
         verdicts,
+        levels,
     })
 }
 
@@ -243,6 +254,21 @@ pub fn compare_files(base: &Path, new: &Path) -> Result<Delta, CompareError> {
             )
             .to_lowercase(),
         });
+    }
+    // A verdict made at another tolerance level is another question: a
+    // loosened level must not read as a fix.
+    for (key, level) in &n.levels {
+        if let Some(before) = b.levels.get(key).filter(|b| *b != level) {
+            return Err(CompareError {
+                file: new.to_path_buf(),
+                why: format!(
+                    "case {} [{}] was judged at tolerance {level}, in the base report {} at {before}: compare reports made at the same tolerance levels",
+                    key.0,
+                    key.1,
+                    base.display()
+                ),
+            });
+        }
     }
     let mut d = delta(&b.verdicts, &n.verdicts);
     if let (Some(bg), Some(ng)) = (&b.gate, &n.gate) {

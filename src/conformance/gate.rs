@@ -847,13 +847,20 @@ fn build(
         layout: options.layout.name().into(),
         dtype: options.dtype,
         forget_bias: forget_bias.to_string(),
-        selected_by: options
-            .selected_by
-            .cloned()
-            .unwrap_or_else(|| SelectedBy::Cases(cases.iter().map(|c| c.id.clone()).collect())),
+        selected_by: options.selected_by.cloned().unwrap_or_else(|| {
+            let mut ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
+            ids.sort();
+            SelectedBy::Cases(ids)
+        }),
         cases: Vec::new(),
     };
-    for case in cases {
+    // Sorted by id, each once: the order `check` holds an index to.
+    let mut sorted: Vec<&Case> = cases.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(w) = sorted.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(GateError::Usage(format!("case {} is given twice", w[0].id)));
+    }
+    for case in sorted {
         let mut sink = Sink {
             disk,
             interrupt,
@@ -1704,7 +1711,18 @@ fn verify_export(
         .chain(selected.errors.iter().map(|e| e.case.as_str()))
         .collect();
     now.sort_unstable();
-    let mut listed: Vec<&str> = index.cases.iter().map(|c| c.id.as_str()).collect();
+    // The index lists each selected case once, in the order the export
+    // writes them (sorted by id).
+    let in_order: Vec<&str> = index.cases.iter().map(|c| c.id.as_str()).collect();
+    if let Some(w) = in_order.windows(2).find(|w| w[0] >= w[1]) {
+        return Err(stale(format!(
+            "index.json lists case {} {} case {}: each case once, sorted by id, as the export writes them",
+            w[1],
+            if w[0] == w[1] { "twice, after" } else { "out of order, after" },
+            w[0]
+        )));
+    }
+    let mut listed = in_order;
     listed.sort_unstable();
     if let Some(id) = now.iter().find(|id| listed.binary_search(id).is_err()) {
         return Err(stale(format!(
@@ -1903,24 +1921,21 @@ impl Field {
         })
     }
 
-    /// `w` with this array made NaN.
-    fn spoiled<T: Real>(self, w: &Written<T>) -> Written<T> {
-        let mut w = w.clone();
-        let nan = |a: &mut ndarray::ArrayViewMutD<T>| a.fill(T::nan());
+    /// This array of `w`, to change.
+    fn view_mut<T: Real>(self, w: &mut Written<T>) -> ndarray::ArrayViewMutD<'_, T> {
         match self {
-            Field::Y => nan(&mut w.outputs.view_mut().into_dyn()),
-            Field::FinalH(l) => nan(&mut w.final_state[l].h.view_mut().into_dyn()),
-            Field::FinalC(l) => nan(&mut w.final_state[l].c.view_mut().into_dyn()),
-            Field::TraceH(l) => nan(&mut w.trace.as_mut().expect("a trace field")[l]
+            Field::Y => w.outputs.view_mut().into_dyn(),
+            Field::FinalH(l) => w.final_state[l].h.view_mut().into_dyn(),
+            Field::FinalC(l) => w.final_state[l].c.view_mut().into_dyn(),
+            Field::TraceH(l) => w.trace.as_mut().expect("a trace field")[l]
                 .h
                 .view_mut()
-                .into_dyn()),
-            Field::TraceC(l) => nan(&mut w.trace.as_mut().expect("a trace field")[l]
+                .into_dyn(),
+            Field::TraceC(l) => w.trace.as_mut().expect("a trace field")[l]
                 .c
                 .view_mut()
-                .into_dyn()),
+                .into_dyn(),
         }
-        w
     }
 }
 
@@ -1966,10 +1981,12 @@ fn rust_steps<U: Real>(case: &Case) -> Result<BTreeMap<String, RunOutput<U>>, St
 /// block op whose per-step states were written, ...), compared with the
 /// Rust LSTM's result for the same step, which the contract defines
 /// completely (`docs/gate.md`, "The step, precisely") and which passes the
-/// case's recorded outputs. An array is unread when making it NaN changes
+/// case's recorded outputs. A slice of an array (a batch row at one time
+/// step, or a row of a final state) is unread when adding 1 to it changes
 /// no compared output. So every value written is judged: a wrong or faked
-/// array fails the case even where TensorFlow recorded nothing to compare
-/// it with.
+/// value fails the case even where TensorFlow recorded nothing to compare
+/// it with. (A value whose only effect is multiplied by an exact zero, in
+/// a Keras `mul` merge, stays unjudged unless its whole slice is.)
 fn unread_outputs<T: Real>(
     case: &Case,
     layout: Layout,
@@ -1999,14 +2016,44 @@ fn unread_outputs<T: Real>(
     let Some(baseline) = outputs_from(case, layout, written) else {
         return Ok(Vec::new());
     };
-    let mut unread = Vec::new();
+    // Which slices of each array (a batch row at one time step, or a row
+    // of a final state) reach a compared output: one changed by +1 that
+    // changes none of them is read by none (the earlier steps of a layer
+    // with `return_sequences=False`, a step whose mask hides it, a final
+    // state TF did not record).
+    let mut unread: Vec<(&String, Field, ArrayD<bool>)> = Vec::new();
     for (step, w) in written {
         for field in Field::all(w) {
-            let mut probe = written.clone();
-            probe.insert(step.clone(), field.spoiled(w));
-            let changed = outputs_from(case, layout, &probe).is_none_or(|o| !same(&baseline, &o));
-            if !changed {
-                unread.push((step, field));
+            let mut probe_w = w.clone();
+            let shape = field.view_mut(&mut probe_w).shape().to_vec();
+            let slices: Vec<(usize, Option<usize>)> = match shape.as_slice() {
+                [b, t, _] => (0..*b)
+                    .flat_map(|i| (0..*t).map(move |j| (i, Some(j))))
+                    .collect(),
+                [b, _] => (0..*b).map(|i| (i, None)).collect(),
+                _ => Vec::new(),
+            };
+            let mut mask = ArrayD::from_elem(ndarray::IxDyn(&shape), false);
+            for (i, j) in slices {
+                let mut probe = written.clone();
+                let changed_w = probe.get_mut(step).expect("the step");
+                let mut a = field.view_mut(changed_w);
+                let bump = |v: &mut T| *v = *v + T::from_f64_lossy(1.0);
+                match j {
+                    Some(j) => a.slice_mut(ndarray::s![i, j, ..]).map_inplace(bump),
+                    None => a.slice_mut(ndarray::s![i, ..]).map_inplace(bump),
+                }
+                let changed =
+                    outputs_from(case, layout, &probe).is_none_or(|o| !same(&baseline, &o));
+                if !changed {
+                    match j {
+                        Some(j) => mask.slice_mut(ndarray::s![i, j, ..]).fill(true),
+                        None => mask.slice_mut(ndarray::s![i, ..]).fill(true),
+                    }
+                }
+            }
+            if mask.iter().any(|&m| m) {
+                unread.push((step, field, mask));
             }
         }
     }
@@ -2016,14 +2063,14 @@ fn unread_outputs<T: Real>(
     let rust32 = rust_steps::<f32>(case)?;
     let rust64 = rust_steps::<f64>(case)?;
     let mut comparisons = Vec::new();
-    for (step, field) in unread {
+    for (step, field, mask) in unread {
         let w = &written[step];
         let as_run = RunOutput {
             outputs: w.outputs.clone(),
             final_state: w.final_state.clone(),
             trace: w.trace.clone().unwrap_or_default(),
         };
-        let actual = field.get(&as_run).expect("a field of the written arrays");
+        let written_array = field.get(&as_run).expect("a field of the written arrays");
         let (Some(e32), Some(e64)) = (
             rust32.get(step).and_then(|r| field.get(r)),
             rust64.get(step).and_then(|r| field.get(r)),
@@ -2033,19 +2080,43 @@ fn unread_outputs<T: Real>(
                 field.file()
             ));
         };
+        // Elements a recorded output reads are judged there: here they
+        // take the Rust LSTM's own value in this dtype, so only the unread
+        // ones can fail.
+        let own: ArrayD<T> = if T::NAME == "float64" {
+            e64.mapv(T::from_f64_lossy)
+        } else {
+            e32.mapv(|v| T::from_f64_lossy(f64::from(v)))
+        };
+        let mut actual = own;
+        ndarray::Zip::from(&mut actual)
+            .and(&written_array)
+            .and(&mask)
+            .for_each(|a, &w, &m| {
+                if m {
+                    *a = w;
+                }
+            });
+        let unread_count = mask.iter().filter(|&&m| m).count();
         let expected = crate::conformance::case::ExpectedOutput {
             float32: e32,
             float64: Some(e64),
         };
-        comparisons.push(crate::conformance::compare::compare::<T>(
-            &format!(
+        let name = if unread_count == mask.len() {
+            format!(
                 "{step}/{} (unrecorded: against the Rust LSTM)",
                 field.file()
-            ),
-            &actual,
-            &expected,
-            tolerance,
-        ));
+            )
+        } else {
+            format!(
+                "{step}/{} ({unread_count} of {} elements unrecorded: against the Rust LSTM)",
+                field.file(),
+                mask.len()
+            )
+        };
+        let mut c = crate::conformance::compare::compare::<T>(&name, &actual, &expected, tolerance);
+        c.count = unread_count;
+        comparisons.push(c);
     }
     Ok(comparisons)
 }

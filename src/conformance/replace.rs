@@ -224,13 +224,42 @@ pub fn remove_stale_staging(target: &Path, complete: &dyn Fn(&Path) -> bool) {
         if pid_part.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
             let dir = e.path();
             let ours = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir())
-                && (fs::symlink_metadata(dir.join(STAGING_MARKER)).is_ok_and(|m| m.is_file())
+                && ((fs::symlink_metadata(dir.join(STAGING_MARKER)).is_ok_and(|m| m.is_file())
+                    && only_export_files(&dir))
                     || complete(&dir));
             if ours {
                 let _ = fs::remove_dir_all(&dir);
             }
         }
     }
+}
+
+/// Whether every entry below `dir` is a folder or a file an export
+/// writes (the staging marker, `index.json`, `step.json`, `.npy` arrays and
+/// their temporary files), without following links: a staging folder that
+/// holds anything else is someone's, and is left alone.
+fn only_export_files(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().all(|e| {
+        let Ok(kind) = e.file_type() else {
+            return false;
+        };
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if kind.is_dir() {
+            only_export_files(&e.path())
+        } else if kind.is_file() {
+            name == STAGING_MARKER
+                || name == "index.json"
+                || name == "step.json"
+                || name.ends_with(".npy")
+                || (name.starts_with('.') && name.contains(".tmp-"))
+        } else {
+            false
+        }
+    })
 }
 
 /// Put the complete folder `staged` in place of `target` (which is absent,

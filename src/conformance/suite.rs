@@ -36,6 +36,15 @@ pub enum SuiteError {
     /// from the suite, or be found twice.
     #[error("{}: a symbolic link in the reference folder; case trees are plain folders (copy the case instead)", .0.display())]
     Link(PathBuf),
+    /// A `case.json` where no case can be: at the root of the reference
+    /// folder, or in a folder inside a case folder (a case would vanish).
+    #[error("{}: a case.json {where_}; cases are folders below the reference folder, never inside another case", path.display())]
+    Misplaced {
+        /// The misplaced case.json.
+        path: PathBuf,
+        /// Where it is.
+        where_: &'static str,
+    },
     /// The root holds no case at all.
     #[error("reference folder {0} holds no case (no */case.json below it)")]
     Empty(PathBuf),
@@ -51,6 +60,12 @@ pub enum SuiteError {
 /// [`SuiteError::Io`] when a folder cannot be read, [`SuiteError::Empty`]
 /// when there is no case.
 pub fn discover(root: &Path) -> Result<Vec<CaseRef>, SuiteError> {
+    if std::fs::symlink_metadata(root.join("case.json")).is_ok() {
+        return Err(SuiteError::Misplaced {
+            path: root.join("case.json"),
+            where_: "at the root of the reference folder",
+        });
+    }
     let mut found = Vec::new();
     walk(root, root, &mut found)?;
     if found.is_empty() {
@@ -75,6 +90,7 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<CaseRef>) -> Result<(), SuiteEr
             .map(|c| name_part(dir, c.as_os_str()))
             .collect::<Result<Vec<_>, _>>()?;
         let id = parts.join("/");
+        nested_cases(dir)?;
         found.push(CaseRef {
             id,
             dir: dir.to_path_buf(),
@@ -96,6 +112,29 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<CaseRef>) -> Result<(), SuiteEr
             name_part(&entry.path(), &name)?;
             walk(root, &entry.path(), found)?;
         }
+    }
+    Ok(())
+}
+
+/// Refuse a `case.json` in any folder below the case folder `dir`.
+fn nested_cases(dir: &Path) -> Result<(), SuiteError> {
+    let io = |source| SuiteError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if !entry.file_type().map_err(io)?.is_dir() {
+            continue;
+        }
+        let sub = entry.path();
+        if std::fs::symlink_metadata(sub.join("case.json")).is_ok() {
+            return Err(SuiteError::Misplaced {
+                path: sub.join("case.json"),
+                where_: "inside the case folder",
+            });
+        }
+        nested_cases(&sub)?;
     }
     Ok(())
 }
