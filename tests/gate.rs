@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{reference, scratch};
+use common::{reference, rust_implementation, scratch};
 
 use lstm_parity::conformance::expectations::Expectations;
 use lstm_parity::conformance::gate::{self, CheckOptions, ExportOptions, GateError};
@@ -21,7 +21,7 @@ use lstm_parity::conformance::report::Report;
 use lstm_parity::conformance::{self, Case, Dtype, Filter};
 use lstm_parity::dialect::layout::{ForgetBias, Layout};
 use lstm_parity::dialect::{Runner, RustLstm};
-use lstm_parity::lstm::{Gate, Real};
+use lstm_parity::lstm::Gate;
 use lstm_parity::tensor::Tensor;
 
 fn cases(filter: &[&str]) -> Vec<Case> {
@@ -44,20 +44,6 @@ fn rand001_onnx_outputs() -> (tempfile::TempDir, PathBuf, PathBuf) {
     );
     rust_implementation::<f32>(&ex, &out, false);
     (tmp, ex, out)
-}
-
-/// The Rust LSTM as an external implementation: read each exported step,
-/// run it, write its outputs (with traces when `traces`).
-fn rust_implementation<T: Real>(export: &Path, outputs: &Path, traces: bool) {
-    let index = gate::read_index(export).unwrap();
-    for c in index.cases.iter().filter(|c| c.exported) {
-        for s in &c.steps {
-            let (file, step) = gate::load_step::<T>(export, &s.dir).unwrap();
-            let run = RustLstm.run_step(&step).unwrap();
-            gate::write_outputs(outputs, &file, &run, traces).unwrap();
-        }
-    }
-    gate::write_outputs_info(outputs, export, &index, "Rust LSTM (tests/gate.rs)").unwrap();
 }
 
 fn check(

@@ -26,13 +26,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{reference, scratch};
+use common::{reference, rust_implementation, scratch};
 use lstm_parity::conformance::gate::{self, CheckOptions, ExportIndex, ExportOptions, GateError};
 use lstm_parity::conformance::report::Report;
 use lstm_parity::conformance::{self, fsio, npy, Dtype, Filter};
 use lstm_parity::dialect::layout::Layout;
-use lstm_parity::dialect::{Runner, RustLstm};
-use lstm_parity::lstm::Real;
 use lstm_parity::tensor::Tensor;
 
 const RAND001: &str = "tf1/rand-001-basic-dyn";
@@ -168,6 +166,22 @@ where
 
 fn os(p: &Path) -> &OsStr {
     p.as_os_str()
+}
+
+/// `export --layout LAYOUT --out OUT --reference ROOT EXTRA...` through the
+/// command line.
+fn export_cli(layout: &str, out: &Path, root: &Path, extra: &[&str]) -> Ran {
+    let mut args = vec![
+        OsStr::new("export"),
+        OsStr::new("--layout"),
+        OsStr::new(layout),
+        OsStr::new("--out"),
+        os(out),
+        OsStr::new("--reference"),
+        os(root),
+    ];
+    args.extend(extra.iter().map(OsStr::new));
+    cli(args)
 }
 
 // ---------------------------------------------------------------------------
@@ -331,19 +345,6 @@ fn export_lib(
         },
     )
     .unwrap()
-}
-
-/// The Rust LSTM as an external implementation (as in tests/gate.rs).
-fn rust_implementation<T: Real>(export: &Path, outputs: &Path, traces: bool) {
-    let index = gate::read_index(export).unwrap();
-    for c in index.cases.iter().filter(|c| c.exported) {
-        for s in &c.steps {
-            let (file, step) = gate::load_step::<T>(export, &s.dir).unwrap();
-            let run = RustLstm.run_step(&step).unwrap();
-            gate::write_outputs(outputs, &file, &run, traces).unwrap();
-        }
-    }
-    gate::write_outputs_info(outputs, export, &index, "Rust LSTM (tests/trust.rs)").unwrap();
 }
 
 fn check_lib(root: &Path, export: &Path, outputs: &Path) -> Result<Report, GateError> {
@@ -795,17 +796,7 @@ fn harm_export_never_writes_into_or_around_references_or_user_folders() {
     fs::write(root.join("notes.txt"), "mine").unwrap();
     fs::write(tmp.path().join("mine.txt"), "also mine").unwrap();
     let before = snapshot(tmp.path());
-    let export = |out: &Path| {
-        cli([
-            OsStr::new("export"),
-            OsStr::new("--layout"),
-            OsStr::new("onnx"),
-            OsStr::new("--out"),
-            os(out),
-            OsStr::new("--reference"),
-            os(&root),
-        ])
-    };
+    let export = |out: &Path| export_cli("onnx", out, &root, &[]);
     let case_dir = root.join(RAND001);
     let link = tmp.path().join("link-to-case");
     symlink(&case_dir, &link).unwrap();
@@ -886,15 +877,7 @@ fn harm_symlinks_in_an_old_export_are_not_followed() {
     fs::write(out.join("index.json"), &text).unwrap();
     symlink(&theirs, out.join("evil")).unwrap();
     let before = snapshot(outside.path());
-    let r = cli([
-        OsStr::new("export"),
-        OsStr::new("--layout"),
-        OsStr::new("tf1"),
-        OsStr::new("--out"),
-        os(&out),
-        OsStr::new("--reference"),
-        os(&root),
-    ]);
+    let r = export_cli("tf1", &out, &root, &[]);
     assert!(matches!(r.code, Some(0 | 2)), "{}", r.text());
     assert!(!r.text().contains("panicked"));
     assert_same(&before, outside.path(), "the folder the link pointed to");
@@ -907,15 +890,7 @@ fn harm_symlinks_in_an_old_export_are_not_followed() {
     symlink(&real_index, out2.join("index.json")).unwrap();
     symlink(&theirs, out2.join("evil")).unwrap();
     let before = snapshot(outside.path());
-    let r = cli([
-        OsStr::new("export"),
-        OsStr::new("--layout"),
-        OsStr::new("tf1"),
-        OsStr::new("--out"),
-        os(&out2),
-        OsStr::new("--reference"),
-        os(&root),
-    ]);
+    let r = export_cli("tf1", &out2, &root, &[]);
     assert!(matches!(r.code, Some(0 | 2)), "{}", r.text());
     assert_same(&before, outside.path(), "the files the links pointed to");
     if r.code == Some(0) {
@@ -1448,32 +1423,8 @@ impl Drop for Mounted {
 #[test]
 fn harm_failing_exports_leave_the_old_export_whole() {
     let (tmp, root) = tf1_reference();
-    let export = |out: &Path| {
-        cli([
-            OsStr::new("export"),
-            OsStr::new("--layout"),
-            OsStr::new("onnx"),
-            OsStr::new("--out"),
-            os(out),
-            OsStr::new("--reference"),
-            os(&root),
-            OsStr::new(RAND001),
-        ])
-    };
-    let export_all = |out: &Path| {
-        let mut args = vec![
-            OsStr::new("export"),
-            OsStr::new("--layout"),
-            OsStr::new("tf1"),
-        ];
-        args.extend([
-            OsStr::new("--out"),
-            os(out),
-            OsStr::new("--reference"),
-            os(&root),
-        ]);
-        cli(args)
-    };
+    let export = |out: &Path| export_cli("onnx", out, &root, &[RAND001]);
+    let export_all = |out: &Path| export_cli("tf1", out, &root, &[]);
     // A second export while one holds the lock.
     let out = tmp.path().join("export");
     export(&out).expect(0, &["exported 1 of 1"]);
@@ -1927,18 +1878,7 @@ fn silent_pass_nothing_exported_or_checked_is_not_a_pass() {
     let out = tmp.path().join("export");
     fs::create_dir(&out).unwrap();
     let before = snapshot(tmp.path());
-    let export = |extra: &str| {
-        cli([
-            OsStr::new("export"),
-            OsStr::new("--layout"),
-            OsStr::new("torch"),
-            OsStr::new("--out"),
-            os(&out),
-            OsStr::new("--reference"),
-            os(&root),
-            OsStr::new(extra),
-        ])
-    };
+    let export = |extra: &str| export_cli("torch", &out, &root, &[extra]);
     export("tf1/*").expect(2, &["nothing to export", "peepholes; torch has none"]);
     export("no-such-case").expect(2, &["no case"]);
     assert_same(&before, tmp.path(), "an export of nothing");
@@ -1964,17 +1904,7 @@ fn silent_pass_nothing_exported_or_checked_is_not_a_pass() {
 fn harm_user_files_inside_an_earlier_export_are_never_deleted() {
     let (tmp, root) = reference_of(&[RAND001]);
     let out = tmp.path().join("export");
-    let export = || {
-        cli([
-            OsStr::new("export"),
-            OsStr::new("--layout"),
-            OsStr::new("onnx"),
-            OsStr::new("--out"),
-            os(&out),
-            OsStr::new("--reference"),
-            os(&root),
-        ])
-    };
+    let export = || export_cli("onnx", &out, &root, &[]);
     export().expect(0, &["exported 1 of 1"]);
     let step = out.join(RAND001).join("main");
     let layer = fs::read_dir(&step)
@@ -2026,16 +1956,7 @@ fn harm_user_files_inside_an_earlier_export_are_never_deleted() {
     )
     .unwrap();
     let before = snapshot(user.path());
-    cli([
-        OsStr::new("export"),
-        OsStr::new("--layout"),
-        OsStr::new("onnx"),
-        OsStr::new("--out"),
-        os(&dir),
-        OsStr::new("--reference"),
-        os(&root),
-    ])
-    .expect(2, &["index.json was changed after that export"]);
+    export_cli("onnx", &dir, &root, &[]).expect(2, &["index.json was changed after that export"]);
     assert_same(&before, user.path(), "a hand-made index");
     // Untouched, the earlier export is replaced.
     export().expect(0, &["exported 1 of 1"]);

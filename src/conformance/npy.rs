@@ -143,58 +143,23 @@ pub fn parse_with_dtype(bytes: &[u8]) -> Result<(Tensor, &'static str), NpyError
     let data = &bytes[header_len..];
     let big = header.big_endian;
     let fortran = header.fortran_order;
-    let words = |n: usize| data.chunks_exact(n);
     Ok(match header.kind {
         Kind::F32 => {
-            let v = words(4)
-                .map(|w| {
-                    let w = [w[0], w[1], w[2], w[3]];
-                    if big {
-                        f32::from_be_bytes(w)
-                    } else {
-                        f32::from_le_bytes(w)
-                    }
-                })
-                .collect();
+            let v = decode(data, big, f32::from_le_bytes, f32::from_be_bytes);
             (Tensor::F32(shaped(v, &dims, fortran)?), "float32")
         }
         Kind::F64 => {
-            let v = words(8)
-                .map(|w| {
-                    let w: [u8; 8] = w.try_into().expect("chunks of 8");
-                    if big {
-                        f64::from_be_bytes(w)
-                    } else {
-                        f64::from_le_bytes(w)
-                    }
-                })
-                .collect();
+            let v = decode(data, big, f64::from_le_bytes, f64::from_be_bytes);
             (Tensor::F64(shaped(v, &dims, fortran)?), "float64")
         }
         Kind::I32 => {
-            let v = words(4)
-                .map(|w| {
-                    let w = [w[0], w[1], w[2], w[3]];
-                    if big {
-                        i32::from_be_bytes(w)
-                    } else {
-                        i32::from_le_bytes(w)
-                    }
-                })
-                .collect();
+            let v = decode(data, big, i32::from_le_bytes, i32::from_be_bytes);
             (Tensor::I32(shaped(v, &dims, fortran)?), "int32")
         }
         Kind::I64 => {
-            let v = words(8)
-                .map(|w| {
-                    let w: [u8; 8] = w.try_into().expect("chunks of 8");
-                    let v = if big {
-                        i64::from_be_bytes(w)
-                    } else {
-                        i64::from_le_bytes(w)
-                    };
-                    i32::try_from(v).map_err(|_| NpyError::IntRange(v))
-                })
+            let v = decode(data, big, i64::from_le_bytes, i64::from_be_bytes)
+                .into_iter()
+                .map(|v| i32::try_from(v).map_err(|_| NpyError::IntRange(v)))
                 .collect::<Result<Vec<_>, _>>()?;
             (Tensor::I32(shaped(v, &dims, fortran)?), "int64")
         }
@@ -212,6 +177,19 @@ pub fn parse_with_dtype(bytes: &[u8]) -> Result<(Tensor, &'static str), NpyError
             (Tensor::Bool(shaped(v, &dims, fortran)?), "bool")
         }
     })
+}
+
+/// The values of `data`, `N` bytes each, in the file's byte order.
+fn decode<const N: usize, V>(
+    data: &[u8],
+    big_endian: bool,
+    from_le: fn([u8; N]) -> V,
+    from_be: fn([u8; N]) -> V,
+) -> Vec<V> {
+    let from = if big_endian { from_be } else { from_le };
+    data.chunks_exact(N)
+        .map(|w| from(w.try_into().expect("chunks of N bytes")))
+        .collect()
 }
 
 /// The element types a case may hold.

@@ -12,8 +12,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lstm_parity::conformance::npy;
-use lstm_parity::dialect::Model;
+use lstm_parity::conformance::{gate, npy};
+use lstm_parity::dialect::{Model, Runner, RustLstm};
+use lstm_parity::lstm::Real;
 use lstm_parity::tensor::Tensor;
 use ndarray::{ArrayD, Dimension, IxDyn};
 use serde_json::{json, Value};
@@ -249,4 +250,19 @@ pub fn keras_sequential_case(root: &Path) -> String {
         &[("inputs", f32t(values(&[b, t, i], 42.0)))],
     );
     id.to_string()
+}
+
+/// The Rust LSTM as an external implementation: read each exported step,
+/// run it, write its outputs (with traces when `traces`), as an adapter
+/// would.
+pub fn rust_implementation<T: Real>(export: &Path, outputs: &Path, traces: bool) {
+    let index = gate::read_index(export).unwrap();
+    for c in index.cases.iter().filter(|c| c.exported) {
+        for s in &c.steps {
+            let (file, step) = gate::load_step::<T>(export, &s.dir).unwrap();
+            let run = RustLstm.run_step(&step).unwrap();
+            gate::write_outputs(outputs, &file, &run, traces).unwrap();
+        }
+    }
+    gate::write_outputs_info(outputs, export, &index, "Rust LSTM (tests)").unwrap();
 }
