@@ -1875,6 +1875,11 @@ fn check_case<T: Real>(
     (run, reader.problem)
 }
 
+/// The most (batch row, time step) slices of one array probed one by one
+/// for whether a recorded output reads them; a larger array is probed one
+/// time step at a time (each probe runs the case once).
+const PROBE_SLICES: usize = 1024;
+
 /// One array an implementation wrote for a step.
 #[derive(Clone, Copy, Debug)]
 enum Field {
@@ -2026,11 +2031,15 @@ fn unread_outputs<T: Real>(
         for field in Field::all(w) {
             let mut probe_w = w.clone();
             let shape = field.view_mut(&mut probe_w).shape().to_vec();
-            let slices: Vec<(usize, Option<usize>)> = match shape.as_slice() {
-                [b, t, _] => (0..*b)
-                    .flat_map(|i| (0..*t).map(move |j| (i, Some(j))))
+            // Each probe runs the case once, so the probes are bounded: a
+            // batch row at one time step while there are at most
+            // PROBE_SLICES of them, else each time step for the whole batch.
+            let slices: Vec<(Option<usize>, Option<usize>)> = match shape.as_slice() {
+                [b, t, _] if b * t <= PROBE_SLICES => (0..*b)
+                    .flat_map(|i| (0..*t).map(move |j| (Some(i), Some(j))))
                     .collect(),
-                [b, _] => (0..*b).map(|i| (i, None)).collect(),
+                [_, t, _] => (0..*t).map(|j| (None, Some(j))).collect(),
+                [b, _] => (0..*b).map(|i| (Some(i), None)).collect(),
                 _ => Vec::new(),
             };
             let mut mask = ArrayD::from_elem(ndarray::IxDyn(&shape), false);
@@ -2039,16 +2048,20 @@ fn unread_outputs<T: Real>(
                 let changed_w = probe.get_mut(step).expect("the step");
                 let mut a = field.view_mut(changed_w);
                 let bump = |v: &mut T| *v = *v + T::from_f64_lossy(1.0);
-                match j {
-                    Some(j) => a.slice_mut(ndarray::s![i, j, ..]).map_inplace(bump),
-                    None => a.slice_mut(ndarray::s![i, ..]).map_inplace(bump),
+                match (i, j) {
+                    (Some(i), Some(j)) => a.slice_mut(ndarray::s![i, j, ..]).map_inplace(bump),
+                    (None, Some(j)) => a.slice_mut(ndarray::s![.., j, ..]).map_inplace(bump),
+                    (Some(i), None) => a.slice_mut(ndarray::s![i, ..]).map_inplace(bump),
+                    (None, None) => unreachable!("no such slice"),
                 }
                 let changed =
                     outputs_from(case, layout, &probe).is_none_or(|o| !same(&baseline, &o));
                 if !changed {
-                    match j {
-                        Some(j) => mask.slice_mut(ndarray::s![i, j, ..]).fill(true),
-                        None => mask.slice_mut(ndarray::s![i, ..]).fill(true),
+                    match (i, j) {
+                        (Some(i), Some(j)) => mask.slice_mut(ndarray::s![i, j, ..]).fill(true),
+                        (None, Some(j)) => mask.slice_mut(ndarray::s![.., j, ..]).fill(true),
+                        (Some(i), None) => mask.slice_mut(ndarray::s![i, ..]).fill(true),
+                        (None, None) => unreachable!("no such slice"),
                     }
                 }
             }
