@@ -533,6 +533,7 @@ fn run(
     };
     let runs = conformance::run_all(&selection.cases, &dtypes, tolerance);
     let mut report = Report::new(runs, &selection.errors);
+    report.tolerance = tolerance.map(ToString::to_string);
     if let Some(list) = &expectations {
         report.expectation_errors = list.apply(&mut report.runs, None, &[]);
     }

@@ -529,6 +529,17 @@ fn silent_pass_edited_index_is_refused() {
             }],
         );
     }
+    // The recorded selection made to claim more cases than the index has.
+    let mut index: ExportIndex = serde_json::from_slice(&original).unwrap();
+    let first = index.cases[0].id.clone();
+    index.selected_by = gate::SelectedBy::Cases(vec![first.clone(), first]);
+    index.suite_fingerprint = gate::fingerprint(&index);
+    fs::write(&index_path, serde_json::to_string_pretty(&index).unwrap()).unwrap();
+    edit_json(&info_path, |v| {
+        v["suite_fingerprint"] = index.suite_fingerprint.clone().into()
+    });
+    g.check(&[])
+        .expect(2, &["selected_by lists case ids out of order or twice"]);
     // A duplicate key (serde_json alone would keep the last one).
     let text = String::from_utf8(original.clone()).unwrap();
     let dup = text.replacen("\"format\":", "\"layout\": \"onnx\",\n  \"format\":", 1);
@@ -1304,7 +1315,25 @@ fn messages_and_reports_stay_well_formed_whatever_the_names() {
         "{xml}"
     );
     let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
-    assert!(v.to_string().contains("\\u0001"), "{v}");
+    assert!(v.to_string().contains(r"\\u{0001}"), "{v}");
+    // On a terminal: no control character an implementation wrote (in
+    // error.txt or its name) reaches the table raw.
+    edit_json(&g.outputs.join("outputs.json"), |v| {
+        v["implementation"] = "np\u{1b}[8m\rhidden".into()
+    });
+    let r = g.check(&[]);
+    r.expect(
+        1,
+        &[
+            "np\\u{001b}[8m\\u{000d}hidden",
+            "bad \\u{0001}\\u{001b}[31m",
+        ],
+    );
+    assert!(
+        !r.text().contains('\u{1b}') && !r.text().contains('\r'),
+        "{:?}",
+        r.text()
+    );
 }
 
 // ===========================================================================
@@ -1659,6 +1688,9 @@ fn silent_pass_compare_counts_lost_cases_as_worse_and_refuses_bad_reports() {
     };
     let compare = |new: &Path| cli([OsStr::new("compare"), os(&base), os(new)]);
     compare(&base).expect(0, &["0 newly failing", "2 unchanged"]);
+    // A loosened level is named in the report, not hidden in it.
+    g.check(&[OsStr::new("--tolerance"), OsStr::new("abs:2")])
+        .expect(0, &["tolerance: abs:2 for every case (--tolerance)"]);
     let skipped = variant("skipped.json", &|v| {
         let c = v["cases"].as_array_mut().unwrap().remove(failing);
         v["skipped"]

@@ -144,6 +144,23 @@ pub fn read_limited_nofollow(
     read_from(open_regular_nofollow(path)?, limit, what)
 }
 
+/// `text` with every control character other than a line break or a tab
+/// written as a `\u{..}` escape, so that text an implementation or a user
+/// supplies (an `error.txt`, an implementation's name, a filter) cannot
+/// move the cursor, hide the rest of a report or rewrite a line on a
+/// terminal.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The bytes of the regular file `path`, refused when larger than `limit`.
 ///
 /// # Errors

@@ -1548,7 +1548,7 @@ impl<T: Real> OutputReader<'_, T> {
             } else {
                 text
             };
-            return Err(ReadProblem::Failed(text));
+            return Err(ReadProblem::Failed(fsio::printable(&text)));
         }
         let (batch, time, _) = step.inputs.dim();
         let seq = |features: usize| -> Vec<usize> {
@@ -1721,6 +1721,13 @@ fn verify_export(
             if w[0] == w[1] { "twice, after" } else { "out of order, after" },
             w[0]
         )));
+    }
+    if let SelectedBy::Cases(ids) = &index.selected_by {
+        if ids.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(stale(
+                "index.json's selected_by lists case ids out of order or twice (an export lists each once, sorted)".into(),
+            ));
+        }
     }
     let mut listed = in_order;
     listed.sort_unstable();
@@ -2168,10 +2175,11 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
             dtype: index.dtype.to_string(),
             forget_bias: index.forget_bias.clone(),
             suite_fingerprint: index.suite_fingerprint.clone(),
-            implementation: info.implementation.clone(),
-            selection: index.selected_by.to_string(),
+            implementation: fsio::printable(&info.implementation),
+            selection: fsio::printable(&index.selected_by.to_string()),
         }),
         errors: load_errors,
+        tolerance: options.tolerance.map(ToString::to_string),
         ..Report::default()
     };
     let mut unchecked = Vec::new();

@@ -76,6 +76,9 @@ pub struct Report {
     pub expectation_errors: Vec<String>,
     /// Set for a gate check.
     pub gate: Option<GateInfo>,
+    /// The tolerance level every case was judged at (`--tolerance`), when
+    /// it overrode each case's own.
+    pub tolerance: Option<String>,
 }
 
 /// Counts over a report.
@@ -277,6 +280,12 @@ pub fn table(report: &Report) -> String {
     let runs = &report.runs;
     let width = runs.iter().map(|r| r.id.len()).max().unwrap_or(4).max(4);
     let mut s = String::new();
+    if let Some(t) = &report.tolerance {
+        let _ = writeln!(
+            s,
+            "tolerance: {t} for every case (--tolerance), not each case's own\n"
+        );
+    }
     if let Some(g) = &report.gate {
         let _ = writeln!(
             s,
@@ -399,6 +408,7 @@ pub fn json(report: &Report) -> serde_json::Value {
         .collect();
     serde_json::json!({
         "kind": if report.gate.is_some() { "check" } else { "run" },
+        "tolerance": report.tolerance,
         "summary": report.summary(),
         "gate": report.gate,
         "cases": cases,
