@@ -34,6 +34,38 @@ pub struct Shape {
 /// [`Shape::memory_estimate`]: 8 GiB (a third of this project's machines).
 pub const MAX_MEMORY_BYTES: u64 = 8 << 30;
 
+/// The memory a benchmarked shape may take here: [`MAX_MEMORY_BYTES`], or
+/// half of what this process may map (`RLIMIT_AS`) or what the machine
+/// has available (`MemAvailable`), whichever is least: a shape past it is
+/// refused, not aborted on a failed allocation.
+pub fn memory_limit() -> u64 {
+    let mut limit = MAX_MEMORY_BYTES;
+    #[cfg(unix)]
+    {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the struct we own.
+        if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) } == 0
+            && r.rlim_cur != libc::RLIM_INFINITY
+        {
+            limit = limit.min(r.rlim_cur / 2);
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string("/proc/meminfo") {
+        let available = text
+            .lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(kb) = available {
+            limit = limit.min(kb * 1024 / 2);
+        }
+    }
+    limit
+}
+
 /// The most threads a benchmark may ask for: four per core of this
 /// machine (more only measures the scheduler).
 pub fn max_threads() -> usize {
@@ -83,12 +115,13 @@ impl Shape {
     /// # Errors
     /// A message naming the shape and its estimate.
     pub fn check_fits(&self, element_bytes: usize) -> Result<(), String> {
+        let limit = memory_limit();
         match self.memory_estimate(element_bytes) {
-            Some(n) if n <= MAX_MEMORY_BYTES => Ok(()),
+            Some(n) if n <= limit => Ok(()),
             Some(n) => Err(format!(
-                "shape {self} needs about {:.1} GiB with {element_bytes}-byte elements, more than the {} GiB the benchmark allows",
+                "shape {self} needs about {:.1} GiB with {element_bytes}-byte elements, more than the {:.1} GiB the benchmark allows here",
                 n as f64 / f64::from(1u32 << 30),
-                MAX_MEMORY_BYTES >> 30
+                limit as f64 / f64::from(1u32 << 30)
             )),
             None => Err(format!("shape {self} is too large to count its memory")),
         }

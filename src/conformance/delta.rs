@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{fsio, json};
 
+/// The largest report `compare` reads: 512 MiB (a check of every case
+/// with 64 KiB of `error.txt` in every step writes about 34 MB).
+pub const MAX_REPORT_BYTES: u64 = 512 << 20;
+
 /// Why two reports cannot be compared.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {why}", file.display())]
@@ -128,7 +132,9 @@ fn read(path: &Path) -> Result<Read, CompareError> {
         file: path.to_path_buf(),
         why,
     };
-    let text = fsio::read_json_text(path).map_err(|e| fail(e.to_string()))?;
+    let bytes = fsio::read_limited(path, MAX_REPORT_BYTES, "a JSON report")
+        .map_err(|e| fail(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|e| fail(format!("not UTF-8 text: {e}")))?;
     let report: ReportFile = json::from_str_strict(&text)
         .map_err(|e| fail(format!("not a JSON report of `run` or `check`: {e}")))?;
     // Skipped cases and errors have no dtype of their own: a check's is
