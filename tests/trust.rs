@@ -773,6 +773,13 @@ fn silent_pass_malformed_case_folders_are_errors() {
     let (_tmp, root) = reference_of(&[RAND001]);
     fs::copy(root.join(RAND001).join("case.json"), root.join("case.json")).unwrap();
     run_on(&root).expect(2, &["a case.json at the root of the reference folder"]);
+    // A case below a hidden folder.
+    let (_tmp, root) = reference_of(&[RAND001]);
+    copy_tree(
+        &reference().join(NB003),
+        &root.join("tf1").join(".hidden").join("c"),
+    );
+    run_on(&root).expect(2, &[".hidden: a case.json below a hidden folder"]);
     // A case folder (or a suite folder) that is a symbolic link.
     let (_tmp, root) = reference_of(&[RAND001]);
     symlink(root.join(RAND001), root.join("tf1").join("linked-case")).unwrap();

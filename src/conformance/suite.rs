@@ -38,7 +38,7 @@ pub enum SuiteError {
     Link(PathBuf),
     /// A `case.json` where no case can be: at the root of the reference
     /// folder, or in a folder inside a case folder (a case would vanish).
-    #[error("{}: a case.json {where_}; cases are folders below the reference folder, never inside another case", path.display())]
+    #[error("{}: a case.json {where_}; cases are plain folders below the reference folder, never inside another case or a hidden folder", path.display())]
     Misplaced {
         /// The misplaced case.json.
         path: PathBuf,
@@ -54,7 +54,9 @@ pub enum SuiteError {
 }
 
 /// Every folder below `root` that holds a `case.json`, sorted by id.
-/// Folders whose name starts with `.` are skipped.
+/// Folders whose name starts with `.` are skipped; one that holds a case is
+/// an error (a case must not vanish), except `scripts/regenerate`'s
+/// `.regenerate.*` staging folders.
 ///
 /// # Errors
 /// [`SuiteError::Io`] when a folder cannot be read, [`SuiteError::Empty`]
@@ -100,7 +102,20 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<CaseRef>) -> Result<(), SuiteEr
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
+        let shown = name.to_string_lossy();
+        if shown.starts_with('.') {
+            // Hidden folders are not cases (scripts/regenerate records into
+            // `.regenerate.*` here), but one that holds a case would hide
+            // it: an error, except the recorder's own staging folder.
+            if !shown.starts_with(".regenerate.")
+                && entry.file_type().map_err(io)?.is_dir()
+                && holds_a_case(&entry.path())
+            {
+                return Err(SuiteError::Misplaced {
+                    path: entry.path(),
+                    where_: "below a hidden folder (its name starts with '.')",
+                });
+            }
             continue;
         }
         // Follow no symlinks: a case tree is plain folders.
@@ -114,6 +129,19 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<CaseRef>) -> Result<(), SuiteEr
         }
     }
     Ok(())
+}
+
+/// Whether `dir` or a folder below it holds a `case.json` (links are not
+/// followed).
+fn holds_a_case(dir: &Path) -> bool {
+    if std::fs::symlink_metadata(dir.join("case.json")).is_ok() {
+        return true;
+    }
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_type().is_ok_and(|t| t.is_dir()) && holds_a_case(&e.path()))
+    })
 }
 
 /// Refuse a `case.json` in any folder below the case folder `dir`.
