@@ -2064,3 +2064,41 @@ fn silent_pass_links_in_outputs_or_to_a_case_json_outside_are_refused() {
     cli([OsStr::new("run"), OsStr::new("--reference"), os(&root)])
         .expect(2, &["case.json", "leaves the case folder"]);
 }
+
+/// Probing which slices of an array a recorded output reads is bounded:
+/// a case of 48 x 48 (batch row, time step) slices, past the 1,024 probed
+/// one by one, is probed per time step, checks within the timeout, and its
+/// unread steps are still judged.
+#[test]
+fn unbounded_work_probing_unread_slices_is_bounded() {
+    let tmp = scratch();
+    let root = tmp.path().join("reference");
+    let id = common::keras_last_output_case(&root, 48, 48);
+    let export = tmp.path().join("export");
+    let outputs = tmp.path().join("outputs");
+    export_lib(&root, &[], &export, Layout::Canonical, Dtype::F32);
+    rust_implementation::<f32>(&export, &outputs, true);
+    let check = || {
+        cli([
+            OsStr::new("check"),
+            OsStr::new("--outputs"),
+            os(&outputs),
+            OsStr::new("--export"),
+            os(&export),
+            OsStr::new("--reference"),
+            os(&root),
+        ])
+    };
+    check().expect(0, &["1 passed"]);
+    let y = outputs.join(&id).join("main").join("y.npy");
+    let mut a = read_f32(&y);
+    a.slice_mut(ndarray::s![.., 0, ..]).fill(7.0);
+    npy::write(&y, &Tensor::F32(a)).unwrap();
+    check().expect(
+        1,
+        &[
+            "elements unrecorded: against the Rust LSTM",
+            "0 passed, 1 failed",
+        ],
+    );
+}

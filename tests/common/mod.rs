@@ -208,6 +208,25 @@ pub fn keras_masked_case(root: &Path) -> String {
     id.to_string()
 }
 
+/// A Keras 3 `LSTM` that returns only its last output, over a batch of
+/// `b` rows and `t` steps: every earlier step of its `y` is read by no
+/// recorded output.
+pub fn keras_last_output_case(root: &Path, b: usize, t: usize) -> String {
+    let (i, u) = (2, 3);
+    let id = format!("synthetic/keras-lstm-last-b{b}-t{t}");
+    let vars = keras_vars("lstm/lstm_cell", i, u, 13.0);
+    let vars: Vec<(&str, Tensor)> = vars.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    write_case(
+        root,
+        &id,
+        "keras",
+        json!({"keras": "3", "layer": "LSTM", "return_sequences": false, "return_state": false, "cells": [keras_cell("lstm/lstm_cell", u)]}),
+        &vars,
+        &[("inputs", f32t(values(&[b, t, i], 14.0)))],
+    );
+    id
+}
+
 /// A Keras 3 `Bidirectional(LSTM)` with a right-padded mask, merged by
 /// concatenation, returning sequences and states.
 pub fn keras_bidirectional_case(root: &Path) -> String {
