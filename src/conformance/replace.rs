@@ -276,7 +276,7 @@ pub fn swap_in(staged: &Path, target: &Path) -> io::Result<()> {
     }
     if exchange(staged, target)? {
         // `staged` now holds the old folder.
-        return fs::remove_dir_all(staged);
+        return remove_marked(staged);
     }
     // No atomic exchange here: move the old one aside, then the new in.
     let aside = PathBuf::from(format!("{}-old", staged.display()));
@@ -285,7 +285,28 @@ pub fn swap_in(staged: &Path, target: &Path) -> io::Result<()> {
         let _ = fs::rename(&aside, target);
         return Err(e);
     }
-    fs::remove_dir_all(&aside)
+    remove_marked(&aside)
+}
+
+/// Remove the old export `dir` (moved under a staging name) so that a
+/// process killed part way leaves a folder the next export recognises as
+/// its own: the staging marker goes in first and comes out last.
+fn remove_marked(dir: &Path) -> io::Result<()> {
+    let marker = dir.join(STAGING_MARKER);
+    fs::write(&marker, b"")?;
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_name() == STAGING_MARKER {
+            continue;
+        }
+        if e.file_type()?.is_dir() {
+            fs::remove_dir_all(e.path())?;
+        } else {
+            fs::remove_file(e.path())?;
+        }
+    }
+    fs::remove_file(&marker)?;
+    fs::remove_dir(dir)
 }
 
 /// Atomically exchange two paths; `Ok(false)` where the system cannot.
