@@ -343,6 +343,9 @@ fn a_wrong_implementation_through_the_files_gets_a_hint() {
     assert_eq!(report.exit_code(), 1);
     let text = lstm_parity::conformance::report::failure_detail(&report.runs[0]);
     assert!(text.contains("hint: gate order: the outputs match the weights read with the gate blocks as [i, f, j, o] instead of the layout's [i, j, f, o]"), "{text}");
+    // No traces were written: the divergence names y, not a trace.
+    assert!(text.contains("(h from y)"), "{text}");
+    assert!(!text.contains("from trace"), "{text}");
 }
 
 // ---------------------------------------------------------------------------

@@ -252,6 +252,14 @@ fn first_out<T: Real>(
     best
 }
 
+/// Whether two arrays hold the same bits.
+fn same_bits<T: Real>(a: &ndarray::Array3<T>, b: &ndarray::Array3<T>) -> bool {
+    a.shape() == b.shape()
+        && a.iter()
+            .zip(b.iter())
+            .all(|(x, y)| x.widen().to_bits() == y.widen().to_bits())
+}
+
 /// Where `actual` (an implementation's result of `step`) first leaves
 /// tolerance against the Rust LSTM's run of the same step, or `None` when
 /// it agrees. Traces holding NaN (not written) are skipped.
@@ -277,7 +285,13 @@ pub fn step_divergence<T: Real>(step: &Step<T>, actual: &RunOutput<T>) -> Option
             ("c", &actual.trace[l].c, &ours.trace[l].c, &wide.trace[l].c),
             ("h", &actual.trace[l].h, &ours.trace[l].h, &wide.trace[l].h),
         ];
+        // The last layer's h that is the output itself (a gate check fills
+        // it from y when no traces were written) is named as y below.
+        let h_is_y = l + 1 == layers && same_bits(&actual.trace[l].h, &actual.outputs);
         for (k, (state, a, o, w)) in pairs.into_iter().enumerate() {
+            if state == "h" && h_is_y {
+                continue;
+            }
             let (a, o, w) = (
                 a.clone().into_dyn(),
                 o.clone().into_dyn(),
