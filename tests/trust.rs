@@ -1563,6 +1563,15 @@ fn passing_gates() -> Vec<Gate> {
     ]
 }
 
+/// A property runner of `cases` draws that keeps no failure file.
+fn property_runner(cases: u32) -> proptest::test_runner::TestRunner {
+    proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })
+}
+
 /// How one output element is made wrong.
 #[derive(Clone, Debug)]
 enum Wrong {
@@ -1588,13 +1597,8 @@ fn wrong_strategy() -> impl proptest::strategy::Strategy<Value = Wrong> {
 #[test]
 fn metamorphic_one_wrong_element_never_passes() {
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, TestRunner};
     let gates = passing_gates();
-    let mut runner = TestRunner::new(Config {
-        cases: 96,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = property_runner(96);
     let strategy = (
         0..gates.len(),
         any::<proptest::sample::Index>(),
@@ -1642,13 +1646,8 @@ fn metamorphic_one_wrong_element_never_passes() {
 #[test]
 fn metamorphic_a_changed_export_or_reference_is_refused() {
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, TestRunner};
     let gates = passing_gates();
-    let mut runner = TestRunner::new(Config {
-        cases: 64,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = property_runner(64);
     let strategy = (
         0..gates.len(),
         any::<bool>(),

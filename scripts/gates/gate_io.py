@@ -40,6 +40,16 @@ def read_export(argv, layouts):
     return export_dir, out_dir, index
 
 
+def layer_arrays(spec, k, layer, array):
+    """Layer `k` of a step's `spec`: its weights by name, and its initial
+    (h, c) or None; `array` reads one file reference of the step."""
+    weights = {name: array(ref) for name, ref in layer["weights"].items()}
+    initial = None
+    if f"initial_h/{k}" in spec["inputs"]:
+        initial = (array(spec["inputs"][f"initial_h/{k}"]), array(spec["inputs"][f"initial_c/{k}"]))
+    return weights, initial
+
+
 def write_npy(path, array):
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:

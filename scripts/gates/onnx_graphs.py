@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from gate_io import load_json
+from gate_io import layer_arrays, load_json
 
 # The opset of the graphs; IR version 10 is the newest onnxruntime 1.31 reads.
 OPSET = 22
@@ -49,10 +49,7 @@ class StepData:
             raise ValueError("the step has a mask that is not a length mask (the onnx layouts export none)")
         self.layers = []
         for k, layer in enumerate(s["layers"]):
-            w = {name: self.array(ref) for name, ref in layer["weights"].items()}
-            init = None
-            if f"initial_h/{k}" in s["inputs"]:
-                init = (self.array(s["inputs"][f"initial_h/{k}"]), self.array(s["inputs"][f"initial_c/{k}"]))
+            w, init = layer_arrays(s, k, layer, self.array)
             self.layers.append({"hidden": layer["units"], "options": layer["options"], "weights": w, "initial": init})
 
     def array(self, ref):

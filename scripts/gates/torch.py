@@ -44,7 +44,7 @@ from importlib.metadata import version
 # The shared part of the adapters, from this folder, before the folder
 # leaves the import path: this file is named like the package it drives,
 # and `import torch` would otherwise import this script.
-from gate_io import load_json, read_export, run_export  # noqa: E402  (first, see above)
+from gate_io import layer_arrays, load_json, read_export, run_export  # noqa: E402  (first, see above)
 
 _here = os.path.dirname(os.path.abspath(__file__))
 sys.path = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
@@ -75,10 +75,7 @@ class StepData:
             self.lengths = None
         self.layers = []
         for k, layer in enumerate(s["layers"]):
-            w = {name: self.array(ref) for name, ref in layer["weights"].items()}
-            init = None
-            if f"initial_h/{k}" in s["inputs"]:
-                init = (self.array(s["inputs"][f"initial_h/{k}"]), self.array(s["inputs"][f"initial_c/{k}"]))
+            w, init = layer_arrays(s, k, layer, self.array)
             self.layers.append(
                 {
                     "index": k,
