@@ -433,6 +433,100 @@ fn expected_failures_are_strict() {
 }
 
 #[test]
+fn stated_tolerances_judge_their_cases_and_are_strict() {
+    // rand-001's y is off by exactly 0.5 (float32: 0.5 +- rounding).
+    let (_tmp, ex, out) = gate_with_one_failure();
+    let rand001 = |r: &Report| {
+        r.runs
+            .iter()
+            .find(|x| x.id == "tf1/rand-001-basic-dyn")
+            .unwrap()
+            .clone()
+    };
+    // A level that admits the error: the case passes at it, and the
+    // report names the level and the reason.
+    let list = expectations(
+        "[[tolerance]]\ncase = \"tf1/rand-001-*\"\nlevel = \"abs:0.6\"\nreason = \"quantized\"\n",
+    );
+    let r = check(&ex, &out, Some(&list)).unwrap();
+    assert_eq!(r.exit_code(), 0, "{:?}", r.expectation_errors);
+    let run = rand001(&r);
+    assert!(run.passed());
+    assert_eq!(
+        (run.tolerance.as_str(), run.tolerance_reason.as_deref()),
+        ("abs:0.6", Some("quantized"))
+    );
+    let table = lstm_parity::conformance::report::table(&r);
+    assert!(table.contains("ok (at the stated abs:0.6)"), "{table}");
+    assert!(
+        table.contains("abs:0.6 for 1 case run(s): quantized"),
+        "{table}"
+    );
+    // The other cases keep their own level.
+    assert!(r
+        .runs
+        .iter()
+        .filter(|x| x.id != "tf1/rand-001-basic-dyn")
+        .all(|x| x.tolerance == "default" && x.tolerance_reason.is_none()));
+    // A level the error exceeds: still a failure.
+    let list = expectations(
+        "[[tolerance]]\ncase = \"tf1/rand-001-*\"\nlevel = \"abs:0.4\"\nreason = \"quantized\"\n",
+    );
+    let r = check(&ex, &out, Some(&list)).unwrap();
+    assert_eq!(r.exit_code(), 1);
+    assert!(!rand001(&r).passed());
+    // Strict: a level whose cases all pass at their own level, and one
+    // that judges nothing, are stale.
+    let list = expectations(
+        "[[tolerance]]\ncase = \"tf1/rand-003*\"\nlevel = \"abs:0.6\"\nreason = \"r\"\n\
+         [[tolerance]]\ncase = \"tf1/no-such-case\"\nlevel = \"abs:0.6\"\nreason = \"r\"\n",
+    );
+    let r = check(&ex, &out, Some(&list)).unwrap();
+    assert_eq!(r.exit_code(), 1);
+    assert!(
+        r.expectation_errors
+            .iter()
+            .any(|e| e.contains("stated for \"tf1/rand-003*\" is not needed")),
+        "{:?}",
+        r.expectation_errors
+    );
+    assert!(
+        r.expectation_errors
+            .iter()
+            .any(|e| e.contains("stated for \"tf1/no-such-case\" judges no checked case")),
+        "{:?}",
+        r.expectation_errors
+    );
+    // --tolerance overrides every stated level.
+    let list = expectations(
+        "[[tolerance]]\ncase = \"tf1/rand-001-*\"\nlevel = \"abs:0.6\"\nreason = \"r\"\n",
+    );
+    let r = gate::check(&CheckOptions {
+        export_dir: &ex,
+        outputs_dir: &out,
+        reference: &reference(),
+        tolerance: Some(&"abs:0.1".parse().unwrap()),
+        expectations: Some(&list),
+    })
+    .unwrap();
+    assert_eq!(rand001(&r).tolerance, "abs:0.1");
+    assert_eq!(r.exit_code(), 1);
+    // A bad level is refused when the list is read.
+    let tmp = scratch();
+    let path = tmp.path().join("t.toml");
+    fs::write(
+        &path,
+        "[[tolerance]]\ncase = \"x\"\nlevel = \"loose\"\nreason = \"r\"\n",
+    )
+    .unwrap();
+    let e = Expectations::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("tolerance entry 1 (\"x\")") && e.contains("unknown tolerance level"),
+        "{e}"
+    );
+}
+
+#[test]
 fn malformed_expectation_lists_are_refused() {
     let tmp = scratch();
     for (name, text, message) in [
@@ -908,6 +1002,15 @@ fn run_applies_expectations_and_writes_junit() {
     let o = lstm_parity(&["run", "nb000", "--format", "junit"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("<?xml"));
+    // A stated tolerance is for implementations, not for the Rust LSTM.
+    fs::write(
+        &list,
+        "[[tolerance]]\ncase = \"*\"\nlevel = \"abs:1\"\nreason = \"r\"\n",
+    )
+    .unwrap();
+    let o = lstm_parity(&["run", "nb000", "--expectations", list.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("applies to `check`"), "{}", text(&o));
 }
 
 // ---------------------------------------------------------------------------

@@ -97,6 +97,10 @@ pub struct CaseRun {
     pub dtype: Dtype,
     /// The tolerance level used.
     pub tolerance: String,
+    /// Why: the reason of the expectations entry that stated the level,
+    /// when one did (otherwise the level is the case's own or `--tolerance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance_reason: Option<String>,
     /// One comparison per expected output.
     pub comparisons: Vec<Comparison>,
     /// The first step where per-step states leave tolerance.
@@ -237,6 +241,7 @@ pub fn check_outputs_except<T: Real>(
         api: case.model.api(),
         dtype,
         tolerance: tolerance.to_string(),
+        tolerance_reason: None,
         comparisons,
         divergence,
         error,
@@ -280,6 +285,7 @@ fn error_run(case: &Case, dtype: Dtype, tolerance: &Tolerance, error: String) ->
         api: case.model.api(),
         dtype,
         tolerance: tolerance.to_string(),
+        tolerance_reason: None,
         comparisons: Vec::new(),
         divergence: None,
         error: Some(error),

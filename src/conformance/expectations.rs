@@ -1,5 +1,5 @@
-//! Strict expected-failure lists: cases an implementation is known to get
-//! wrong, each with the reason.
+//! Strict expectation lists: cases an implementation is known to get
+//! wrong, and tolerance levels stated for it, each with the reason.
 //!
 //! Every listed case still runs. A listed case that passes is an error (the
 //! entry is stale: remove it), and so is an entry that matches no checked
@@ -11,15 +11,29 @@
 //! reason = "onnxruntime returns zeros in Y_h/Y_c for sequence_lens 0 instead of initial_h/initial_c"
 //! layouts = ["onnx"]               # optional: only when checking these layouts
 //! dtypes = ["float32"]             # optional: only for these dtypes
+//!
+//! [[tolerance]]
+//! case = "*"                       # the cases this implementation is judged at another level
+//! level = "abs:0.02"               # any level `--tolerance` takes
+//! reason = "weights quantized to int8 per channel: ..."
+//! layouts = ["keras"]              # optional, as above
+//! dtypes = ["float32"]             # optional, as above
 //! ```
 //!
-//! JSON: `{"expected_failure": [{"case": ..., "reason": ..., ...}]}`.
+//! A stated tolerance judges the cases it matches (the first entry that
+//! matches a case wins; `check --tolerance` overrides every entry); the
+//! report names the level and the reason per case. It is as strict as an
+//! expected failure: an entry that matches no checked case, or whose
+//! cases all pass at their own level anyway, is reported as stale.
+//!
+//! JSON: `{"expected_failure": [{"case": ..., "reason": ..., ...}], "tolerance": [...]}`.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::check::CaseRun;
+use super::tolerance::Tolerance;
 use crate::dialect::layout::Layout;
 
 /// An expected-failure list.
@@ -29,6 +43,43 @@ pub struct Expectations {
     /// The entries, in file order.
     #[serde(default, rename = "expected_failure")]
     pub entries: Vec<Entry>,
+    /// Stated tolerance levels, in file order.
+    #[serde(default, rename = "tolerance")]
+    pub tolerances: Vec<StatedTolerance>,
+}
+
+/// A tolerance level stated for some cases of one implementation.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatedTolerance {
+    /// A case id or a glob over case ids.
+    pub case: String,
+    /// The level, as `--tolerance` takes it.
+    pub level: String,
+    /// Why this level: required, from measurements.
+    pub reason: String,
+    /// Only when checking these layouts (all when absent).
+    #[serde(default, deserialize_with = "non_empty")]
+    pub layouts: Vec<String>,
+    /// Only for these dtypes (all when absent).
+    #[serde(default, deserialize_with = "non_empty")]
+    pub dtypes: Vec<String>,
+}
+
+impl StatedTolerance {
+    fn as_entry(&self) -> Entry {
+        Entry {
+            case: self.case.clone(),
+            reason: self.reason.clone(),
+            layouts: self.layouts.clone(),
+            dtypes: self.dtypes.clone(),
+        }
+    }
+
+    /// The parsed level (validated when the list was loaded).
+    pub fn tolerance(&self) -> Tolerance {
+        self.level.parse().unwrap_or(Tolerance::Exact)
+    }
 }
 
 /// One expected failure.
@@ -119,42 +170,72 @@ impl Expectations {
     /// # Errors
     /// The first problem, naming the entry.
     pub fn validate(&self) -> Result<(), String> {
-        for (k, e) in self.entries.iter().enumerate() {
-            let name = format!("entry {} ({:?})", k + 1, e.case);
-            if e.case.trim().is_empty() {
-                return Err(format!("entry {}: empty case", k + 1));
-            }
-            if e.reason.trim().is_empty() {
-                return Err(format!("{name}: a reason is required"));
-            }
-            if e.case.contains(['*', '?', '[']) {
-                glob::Pattern::new(&e.case).map_err(|x| format!("{name}: bad glob: {x}"))?;
-            }
-            for l in &e.layouts {
-                l.parse::<Layout>().map_err(|x| format!("{name}: {x}"))?;
-            }
-            let key = |x: &Entry| {
-                let mut l = x.layouts.clone();
-                let mut d = x.dtypes.clone();
-                l.sort();
-                d.sort();
-                (x.case.clone(), l, d)
-            };
-            if let Some(j) = self.entries[..k].iter().position(|x| key(x) == key(e)) {
-                return Err(format!(
-                    "{name} repeats entry {} (the same case, layouts and dtypes)",
-                    j + 1
-                ));
-            }
-            for d in &e.dtypes {
-                if !matches!(d.as_str(), "float32" | "float64") {
-                    return Err(format!(
-                        "{name}: unknown dtype {d:?} (dtypes: float32, float64)"
-                    ));
-                }
-            }
+        validate_entries("entry", &self.entries)?;
+        let stated: Vec<Entry> = self
+            .tolerances
+            .iter()
+            .map(StatedTolerance::as_entry)
+            .collect();
+        validate_entries("tolerance entry", &stated)?;
+        for (k, t) in self.tolerances.iter().enumerate() {
+            t.level
+                .parse::<Tolerance>()
+                .map_err(|x| format!("tolerance entry {} ({:?}): {x}", k + 1, t.case))?;
         }
         Ok(())
+    }
+
+    /// The level stated for one case (the first matching entry), with its reason.
+    pub fn stated_tolerance(
+        &self,
+        id: &str,
+        layout: Option<&str>,
+        dtype: &str,
+    ) -> Option<&StatedTolerance> {
+        self.tolerances.iter().find(|t| {
+            let e = t.as_entry();
+            e.applies(layout) && e.applies_to_dtype(dtype) && e.matches_id(id)
+        })
+    }
+
+    /// The stale stated tolerances: an entry that matches no checked run,
+    /// or whose runs all pass at their own level too. `passes_own_level`
+    /// says, for a run judged at a stated level, whether it also passes at
+    /// the case's own level.
+    pub fn stale_tolerances(
+        &self,
+        runs: &[CaseRun],
+        layout: Option<&str>,
+        passes_own_level: &dyn Fn(&CaseRun) -> bool,
+    ) -> Vec<String> {
+        let mut stale = Vec::new();
+        for t in &self.tolerances {
+            let e = t.as_entry();
+            if !e.applies(layout) {
+                continue;
+            }
+            let judged: Vec<&CaseRun> = runs
+                .iter()
+                .filter(|r| {
+                    self.stated_tolerance(&r.id, layout, &r.dtype.to_string())
+                        .is_some_and(|x| std::ptr::eq(x, t))
+                })
+                .collect();
+            if judged.is_empty() {
+                stale.push(format!(
+                    "the tolerance {:?} stated for {:?} judges no checked case: remove it from the list",
+                    t.level, t.case
+                ));
+            } else if judged.iter().all(|r| passes_own_level(r)) {
+                stale.push(format!(
+                    "the tolerance {:?} stated for {:?} is not needed: its {} case run(s) pass at their own level: remove it from the list",
+                    t.level,
+                    t.case,
+                    judged.len()
+                ));
+            }
+        }
+        stale
     }
 
     /// Mark the runs this list expects to fail (setting
@@ -200,4 +281,44 @@ impl Expectations {
         }
         stale
     }
+}
+
+/// Check a list of entries' fields; `what` names them in messages.
+fn validate_entries(what: &str, entries: &[Entry]) -> Result<(), String> {
+    for (k, e) in entries.iter().enumerate() {
+        let name = format!("{what} {} ({:?})", k + 1, e.case);
+        if e.case.trim().is_empty() {
+            return Err(format!("{what} {}: empty case", k + 1));
+        }
+        if e.reason.trim().is_empty() {
+            return Err(format!("{name}: a reason is required"));
+        }
+        if e.case.contains(['*', '?', '[']) {
+            glob::Pattern::new(&e.case).map_err(|x| format!("{name}: bad glob: {x}"))?;
+        }
+        for l in &e.layouts {
+            l.parse::<Layout>().map_err(|x| format!("{name}: {x}"))?;
+        }
+        let key = |x: &Entry| {
+            let mut l = x.layouts.clone();
+            let mut d = x.dtypes.clone();
+            l.sort();
+            d.sort();
+            (x.case.clone(), l, d)
+        };
+        if let Some(j) = entries[..k].iter().position(|x| key(x) == key(e)) {
+            return Err(format!(
+                "{name} repeats {what} {} (the same case, layouts and dtypes)",
+                j + 1
+            ));
+        }
+        for d in &e.dtypes {
+            if !matches!(d.as_str(), "float32" | "float64") {
+                return Err(format!(
+                    "{name}: unknown dtype {d:?} (dtypes: float32, float64)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -38,7 +38,7 @@ use serde_json::Value;
 use super::case::Case;
 use super::check::{check_runner_except, CaseRun, Dtype, NotCompared, Recording, NEEDS_TRACES};
 use super::diagnose::DiagnoseOptions;
-use super::expectations::Expectations;
+use super::expectations::{Expectations, StatedTolerance};
 use super::fsio;
 use super::npy;
 use super::replace::{self, LockError, TargetLock};
@@ -2183,6 +2183,7 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
         ..Report::default()
     };
     let mut unchecked = Vec::new();
+    let mut passes_own_level = std::collections::BTreeSet::new();
     for entry in &index.cases {
         if !entry.exported {
             unchecked.push(entry.id.clone());
@@ -2197,10 +2198,38 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
         let Some(case) = cases.get(&entry.id) else {
             continue; // it did not load: in report.errors
         };
-        let (mut run, problem) = match index.dtype {
-            Dtype::F32 => check_case::<f32>(case, entry, layout, options, index.dtype),
-            Dtype::F64 => check_case::<f64>(case, entry, layout, options, index.dtype),
+        // A level stated in the expectations judges the case unless
+        // `--tolerance` overrides every case.
+        let stated = options
+            .expectations
+            .filter(|_| options.tolerance.is_none())
+            .and_then(|l| {
+                l.stated_tolerance(&entry.id, Some(layout.name()), &index.dtype.to_string())
+            });
+        let stated_level = stated.map(StatedTolerance::tolerance);
+        let case_options = CheckOptions {
+            tolerance: stated_level.as_ref().or(options.tolerance),
+            ..*options
         };
+        let check = |o: &CheckOptions| match index.dtype {
+            Dtype::F32 => check_case::<f32>(case, entry, layout, o, index.dtype),
+            Dtype::F64 => check_case::<f64>(case, entry, layout, o, index.dtype),
+        };
+        let (mut run, problem) = check(&case_options);
+        if let Some(t) = stated {
+            run.tolerance_reason = Some(t.reason.clone());
+            if run.passed() {
+                // Whether the stated level is needed at all: the same
+                // outputs judged at the case's own level.
+                let (own, _) = check(&CheckOptions {
+                    tolerance: None,
+                    ..*options
+                });
+                if own.passed() {
+                    passes_own_level.insert((run.id.clone(), run.dtype));
+                }
+            }
+        }
         match problem {
             Some(ReadProblem::BadFile(path, message)) => {
                 let file = path
@@ -2230,6 +2259,13 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
     }
     if let Some(list) = options.expectations {
         report.expectation_errors = list.apply(&mut report.runs, Some(layout.name()), &unchecked);
+        if options.tolerance.is_none() {
+            report.expectation_errors.extend(list.stale_tolerances(
+                &report.runs,
+                Some(layout.name()),
+                &|r| passes_own_level.contains(&(r.id.clone(), r.dtype)),
+            ));
+        }
     }
     Ok(report)
 }

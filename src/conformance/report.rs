@@ -304,14 +304,36 @@ pub fn table(report: &Report) -> String {
             "xfail" => "expected failure",
             _ => "FAIL",
         };
+        // A level stated in the expectations is named on the case's line.
+        let stated = match &r.tolerance_reason {
+            Some(_) => format!(" (at the stated {})", r.tolerance),
+            None => String::new(),
+        };
         let _ = writeln!(
             s,
-            "{:<width$}  {:<7}  {:>10.3e}  {:>8}  {verdict}",
+            "{:<width$}  {:<7}  {:>10.3e}  {:>8}  {verdict}{stated}",
             r.id,
             r.dtype.to_string(),
             r.max_abs(),
             r.max_ulp()
         );
+    }
+    let stated: std::collections::BTreeMap<(&str, &str), usize> = runs
+        .iter()
+        .filter_map(|r| Some(((r.tolerance.as_str(), r.tolerance_reason.as_deref()?), 1)))
+        .fold(Default::default(), |mut m, (k, n)| {
+            *m.entry(k).or_default() += n;
+            m
+        });
+    if !stated.is_empty() {
+        s.push_str(
+            "
+stated tolerances (from the expectations):
+",
+        );
+        for ((level, reason), n) in stated {
+            let _ = writeln!(s, "{level} for {n} case run(s): {reason}");
+        }
     }
     let failures: Vec<&CaseRun> = runs.iter().filter(|r| r.verdict() == "fail").collect();
     if !failures.is_empty() {
