@@ -1,16 +1,17 @@
 //! Every diagnosis has a deliberately wrong implementation that it must
-//! name: a [`Runner`] (what an external implementation plugs into) that
-//! makes one known mistake. Without the diagnosis the test fails; with a
-//! correct or merely imprecise runner no trap is named.
+//! name: the mistaken LSTM (`conformance::mistake`), a [`Runner`] (what an
+//! external implementation plugs into) that makes one known mistake.
+//! Without the diagnosis the test fails; with a correct or merely
+//! imprecise runner no trap is named.
 
 mod common;
 
 use lstm_parity::conformance::diagnose::{DiagnoseOptions, Trap};
+use lstm_parity::conformance::mistake::{ForgetBiasChange, Mistake, MistakenLstm, Precision};
 use lstm_parity::conformance::{self, check_runner, report, Case, CaseRun, Dtype, Filter};
 use lstm_parity::dialect::layout::Layout;
-use lstm_parity::dialect::{DialectError, Runner, RustLstm, Step};
-use lstm_parity::lstm::{Gate, MaskedOutput, Real, RunOutput};
-use ndarray::{s, Axis};
+use lstm_parity::dialect::RustLstm;
+use lstm_parity::lstm::Gate;
 
 fn case(id: &str) -> Case {
     let s = conformance::select(&common::reference(), &Filter::new(&[id]).unwrap()).unwrap();
@@ -20,81 +21,15 @@ fn case(id: &str) -> Case {
         .expect("the case exists")
 }
 
-/// One known mistake.
-#[derive(Clone, Copy, Debug)]
-enum Mistake {
-    /// The forget and cell blocks swapped: TF1's i,j,f,o read as Keras's i,f,c,o.
-    SwapForgetAndCell,
-    /// forget_bias not added.
-    ForgetBiasDropped,
-    /// A reverse step's outputs returned in input time order.
-    ReverseOutputsInInputOrder,
-    /// Masked steps repeat the previous output instead of zeros, or the reverse.
-    MaskingRuleSwapped,
-    /// Correct, but every output off by 1e-3: imprecise, no known trap.
-    Imprecise,
-    /// Correct but for one NaN in the outputs.
-    NanInOutput,
-}
-
-struct Wrong(Mistake);
-
-impl<T: Real> Runner<T> for Wrong {
-    fn run_step(&mut self, step: &Step<T>) -> Result<RunOutput<T>, DialectError> {
-        let mut step = step.clone();
-        match self.0 {
-            Mistake::SwapForgetAndCell => {
-                for l in &mut step.layers {
-                    let u = l.units();
-                    let (f, g) = (Gate::F.columns(u), Gate::G.columns(u));
-                    for m in [&mut l.w_x, &mut l.w_h] {
-                        let (a, b) = (
-                            m.slice(s![.., f.clone()]).to_owned(),
-                            m.slice(s![.., g.clone()]).to_owned(),
-                        );
-                        m.slice_mut(s![.., f.clone()]).assign(&b);
-                        m.slice_mut(s![.., g.clone()]).assign(&a);
-                    }
-                    let (a, b) = (
-                        l.bias.slice(s![f.clone()]).to_owned(),
-                        l.bias.slice(s![g.clone()]).to_owned(),
-                    );
-                    l.bias.slice_mut(s![f.clone()]).assign(&b);
-                    l.bias.slice_mut(s![g.clone()]).assign(&a);
-                }
-            }
-            Mistake::ForgetBiasDropped => step
-                .layers
-                .iter_mut()
-                .for_each(|l| l.forget_bias = T::zero()),
-            Mistake::MaskingRuleSwapped => {
-                step.masked_output = match step.masked_output {
-                    MaskedOutput::Zero => MaskedOutput::RepeatPrevious,
-                    MaskedOutput::RepeatPrevious => MaskedOutput::Zero,
-                }
-            }
-            Mistake::ReverseOutputsInInputOrder | Mistake::Imprecise | Mistake::NanInOutput => {}
-        }
-        let mut run = RustLstm.run_step(&step)?;
-        match self.0 {
-            Mistake::ReverseOutputsInInputOrder if step.reverse => {
-                run.outputs.invert_axis(Axis(1));
-                run.outputs = run.outputs.as_standard_layout().into_owned();
-            }
-            Mistake::Imprecise => run.outputs.mapv_inplace(|v| v + T::from_f64_lossy(1e-3)),
-            Mistake::NanInOutput => run.outputs[[0, 0, 0]] = T::nan(),
-            _ => {}
-        }
-        Ok(run)
-    }
-}
+/// TF1's i, j, f, o read as Keras's i, f, c, o.
+const SWAP_F_G: Mistake = Mistake::GateOrder([Gate::I, Gate::G, Gate::F, Gate::O]);
 
 fn check(case: &Case, mistake: Mistake, layout: Option<Layout>) -> CaseRun {
     let run = check_runner::<f32>(
         case,
         Dtype::F32,
         None,
-        &mut Wrong(mistake),
+        &mut MistakenLstm(mistake),
         DiagnoseOptions {
             external: true,
             layout,
@@ -120,14 +55,14 @@ fn hint(run: &CaseRun, trap: Trap) -> String {
 #[test]
 fn permuted_gates_are_named_in_the_layouts_terms() {
     let c = case("tf1/rand-001-basic-dyn");
-    let run = check(&c, Mistake::SwapForgetAndCell, Some(Layout::Tf1));
+    let run = check(&c, SWAP_F_G, Some(Layout::Tf1));
     let m = hint(&run, Trap::GateOrder);
     assert!(
         m.contains("as [i, f, j, o] instead of the layout's [i, j, f, o]"),
         "{m}"
     );
     // The same mistake in canonical terms when no layout is given.
-    let run = check(&c, Mistake::SwapForgetAndCell, None);
+    let run = check(&c, SWAP_F_G, None);
     assert!(hint(&run, Trap::GateOrder)
         .contains("as [i, g, f, o] instead of the layout's [i, f, g, o]"));
 }
@@ -135,7 +70,11 @@ fn permuted_gates_are_named_in_the_layouts_terms() {
 #[test]
 fn a_dropped_forget_bias_is_named_and_measured() {
     let c = case("tf1/rand-001-basic-dyn");
-    let run = check(&c, Mistake::ForgetBiasDropped, Some(Layout::Tf1));
+    let run = check(
+        &c,
+        Mistake::ForgetBias(ForgetBiasChange::Dropped),
+        Some(Layout::Tf1),
+    );
     let m = hint(&run, Trap::ForgetBias);
     assert!(m.contains("forget_bias = 0 instead of 1"), "{m}");
     // Where the numbers part: the first step, layer and unit, and the
@@ -156,21 +95,25 @@ fn a_dropped_forget_bias_is_named_and_measured() {
 #[test]
 fn outputs_in_the_wrong_time_order_are_named() {
     let c = case("keras3/rand-005-lstm-back-seq-state");
-    let run = check(&c, Mistake::ReverseOutputsInInputOrder, Some(Layout::Keras));
+    let run = check(
+        &c,
+        Mistake::ReverseOutputsInInputOrder { traces: false },
+        Some(Layout::Keras),
+    );
     assert!(hint(&run, Trap::ReverseOrder).contains("input time order"));
 }
 
 #[test]
 fn a_swapped_masking_rule_is_named() {
     let c = case("tf1/rand-004-lstm-dyn-seqlen");
-    let run = check(&c, Mistake::MaskingRuleSwapped, Some(Layout::Onnx));
+    let run = check(&c, Mistake::OtherMaskedOutput, Some(Layout::Onnx));
     assert!(hint(&run, Trap::MaskingRule)
         .contains("repeat the previous output at masked steps where the case has zeros"));
     // And the other way round, on a Keras masking case.
     let tmp = common::scratch();
     let id = common::keras_masked_case(tmp.path());
     let c = Case::load(&tmp.path().join(&id), &id).unwrap();
-    let run = check(&c, Mistake::MaskingRuleSwapped, Some(Layout::Keras));
+    let run = check(&c, Mistake::OtherMaskedOutput, Some(Layout::Keras));
     assert!(hint(&run, Trap::MaskingRule)
         .contains("zeros at masked steps where the case repeats the previous output"));
 }
@@ -182,7 +125,7 @@ fn no_trap_is_named_for_a_merely_imprecise_implementation() {
         "keras3/rand-005-lstm-back-seq-state",
         "tf1/rand-004-lstm-dyn-seqlen",
     ] {
-        let run = check(&case(id), Mistake::Imprecise, None);
+        let run = check(&case(id), Mistake::OutputsOffBy(1e-3), None);
         let d = run.diagnosis.as_ref().unwrap();
         assert!(d.hints.is_empty(), "{id}: {:?}", d.hints);
         let s = &d.steps[0];
@@ -261,4 +204,129 @@ fn the_first_divergence_names_the_layer() {
         (Some(1), Some("c"), 1)
     );
     assert!(report::failure_detail(&run).contains("; layer 1, state c"));
+}
+
+#[test]
+fn ignored_activations_are_named() {
+    let c = case("keras3/canary-hard-sigmoid-version");
+    let run = check(&c, Mistake::ActivationsIgnored, Some(Layout::Keras));
+    let m = hint(&run, Trap::Activations);
+    assert!(
+        m.contains("match sigmoid, tanh, tanh where the case asks for hard_sigmoid"),
+        "{m}"
+    );
+    let run = check(&c, Mistake::OtherHardSigmoid, Some(Layout::Keras));
+    assert!(hint(&run, Trap::Activations).contains("the other hard_sigmoid"));
+}
+
+#[test]
+fn ignored_peepholes_are_named() {
+    for id in [
+        "tf1/canary-peephole-clipped-c",
+        "block/canary-peephole-new-cs",
+    ] {
+        let run = check(&case(id), Mistake::PeepholesIgnored, None);
+        assert!(
+            hint(&run, Trap::Peepholes).contains("without peepholes"),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn an_ignored_direction_is_named_for_a_step_and_for_a_backward_half() {
+    // One go_backwards layer run forward.
+    let run = check(
+        &case("keras3/rand-005-lstm-back-seq-state"),
+        Mistake::ReverseRunForward,
+        Some(Layout::Keras),
+    );
+    assert!(hint(&run, Trap::ReverseOrder).contains("other direction"));
+    // The backward half of a Bidirectional layer run forward.
+    let c = case("keras3/canary-bidi-backward-order");
+    let run = check(&c, Mistake::ReverseRunForward, Some(Layout::Keras));
+    let m = hint(&run, Trap::ReverseOrder);
+    assert!(
+        m.contains("the reverse step (bw) run forward") && m.contains("forward steps are right"),
+        "{m}"
+    );
+    // Its outputs returned in input time order.
+    let run = check(
+        &c,
+        Mistake::ReverseOutputsInInputOrder { traces: false },
+        Some(Layout::Keras),
+    );
+    assert!(hint(&run, Trap::ReverseOrder).contains("input time order"));
+}
+
+#[test]
+fn a_zero_length_row_that_drops_its_initial_state_is_named() {
+    let run = check(
+        &case("tf1/rand-023-lstm-dyn-tm-seqlen-init"),
+        Mistake::ZeroLengthDropsInitialState,
+        Some(Layout::Onnx),
+    );
+    assert!(hint(&run, Trap::ZeroLength).contains("a row with no time step is zeros"));
+}
+
+#[test]
+fn the_initial_h_output_before_a_rows_first_step_is_named() {
+    let c = case("keras3/canary-mask-repeat");
+    let run = check(
+        &c,
+        Mistake::LeadingMaskedOutputInitialH,
+        Some(Layout::Keras),
+    );
+    assert!(hint(&run, Trap::MaskingRule).contains("output the initial h where the case has zeros"));
+}
+
+#[test]
+fn reduced_precision_is_named_and_imprecision_is_not() {
+    for p in Precision::ALL {
+        let run = check(
+            &case("tf1/rand-001-basic-dyn"),
+            Mistake::ReducedPrecision(p),
+            None,
+        );
+        let m = hint(&run, Trap::ReducedPrecision);
+        assert!(
+            m.contains(&format!("every output value is a {} value", p.name())),
+            "{m}"
+        );
+    }
+    // Uniformly off by 1e-3 is no precision: no hint (see
+    // no_trap_is_named_for_a_merely_imprecise_implementation).
+}
+
+/// The first layer whose own results part is named, even where a later
+/// layer parts at an earlier time step: without traces, layer 0 is seen
+/// only through its final state, layer 1 through y from the first step.
+#[test]
+fn the_first_diverging_layer_is_named_not_the_earliest_time() {
+    struct LaterLayerEarlier;
+    impl lstm_parity::dialect::Runner<f32> for LaterLayerEarlier {
+        fn run_step(
+            &mut self,
+            step: &lstm_parity::dialect::Step<f32>,
+        ) -> Result<lstm_parity::lstm::RunOutput<f32>, lstm_parity::dialect::DialectError> {
+            let mut run = RustLstm.run_step(step)?;
+            run.trace.clear();
+            run.outputs.mapv_inplace(|v| v + 0.01);
+            run.final_state[0].c.mapv_inplace(|v| v + 0.01);
+            Ok(run)
+        }
+    }
+    use lstm_parity::dialect::Runner;
+    let c = case("tf1/nb001-stacked");
+    let mut rust = RustLstm;
+    let mut recording = conformance::Recording::new(&mut rust);
+    c.model
+        .run_with::<f32>(&c.variables, &c.inputs, &mut recording)
+        .unwrap();
+    let step = &recording.steps[0].0;
+    assert_eq!(step.layers.len(), 2);
+    let actual = LaterLayerEarlier.run_step(step).unwrap();
+    let d =
+        lstm_parity::conformance::diagnose::step_divergence(step, &actual).expect("a divergence");
+    assert_eq!((d.layer, d.source, d.state), (0, "final", "c"), "{d:?}");
 }

@@ -330,7 +330,7 @@ fn a_wrong_implementation_through_the_files_gets_a_hint() {
     for s in &index.cases[0].steps {
         let (file, mut step) = gate::load_step::<f32>(&ex, &s.dir).unwrap();
         for l in &mut step.layers {
-            *l = lstm_parity::conformance::diagnose::permute_gates(
+            *l = lstm_parity::conformance::mistake::permute_gates(
                 l,
                 [Gate::I, Gate::G, Gate::F, Gate::O],
             );
@@ -1039,15 +1039,30 @@ fn committed_gate_reports_match_the_suite_and_the_expectations() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(
-        names,
-        [
-            "onnxruntime.onnx-layout1.json",
-            "onnxruntime.onnx.json",
-            "torch.torch.json",
-            "tract.onnx.json"
-        ]
-    );
+    // Every report is a column of the matrix: `columns=(...)` in
+    // scripts/gates/run, which also gives the matrix's column order.
+    let run = fs::read_to_string(gates.join("run")).unwrap();
+    let columns: Vec<String> = run
+        .split_once("columns=(")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .expect("scripts/gates/run lists its columns")
+        .0
+        .split_whitespace()
+        .map(|c| format!("{c}.json"))
+        .collect();
+    for name in &names {
+        assert!(
+            columns.contains(name),
+            "{name} is not a column of scripts/gates/run"
+        );
+    }
+    for ci in [
+        "onnxruntime.onnx.json",
+        "tract.onnx.json",
+        "openvino.onnx.json",
+    ] {
+        assert!(names.iter().any(|n| n == ci), "{ci} missing");
+    }
     for path in &reports {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
         let (implementation, layout) = name.split_once('.').unwrap();

@@ -14,10 +14,14 @@
 //!   `i`, `f`, `o`, `ci`, `co`), which gate leaves tolerance first, and
 //!   whether it is the only one.
 //! * **Hints**: the Rust LSTM is re-run with one known mistake at a time
-//!   (the 23 other gate orders, `forget_bias` dropped/doubled/±1, the
-//!   other direction, outputs in the other time order, the other masking
-//!   rule, the mask ignored); a mistake whose outputs match the
-//!   implementation's within the `default` tolerance names the trap.
+//!   ([`super::mistake`]: the 23 other gate orders, `forget_bias`
+//!   dropped/doubled/±1, the other direction, a reverse step run forward,
+//!   outputs in the other time order, activations or peepholes ignored,
+//!   the other masking rule, the mask ignored, the initial `h` output
+//!   before a row's first step, a zero-length row's state dropped); a
+//!   mistake whose outputs match the implementation's within the
+//!   `default` tolerance names the trap. Outputs that are all exactly
+//!   float16 or bfloat16 values name reduced precision.
 //!
 //! This module knows no framework: it sees canonical steps, native output
 //! names, and (for wording only) the layout's gate names.
@@ -27,11 +31,12 @@ use serde::Serialize;
 
 use super::case::{Case, ExpectedOutput};
 use super::compare::{compare, resolve};
+use super::mistake::{permutations, ForgetBiasChange, Mistake, MistakenLstm, Precision};
 use super::tolerance::{
     Tolerance, FORGET_OFFSET_MIN, FORGET_OFFSET_MIN_C_PREV, FORGET_OFFSET_SPREAD,
 };
 use crate::dialect::layout::Layout;
-use crate::dialect::{DialectError, Outputs, Runner, RustLstm, Step};
+use crate::dialect::{Outputs, Runner, RustLstm, Step};
 use crate::lstm::{self, Activation, Gate, Layer, MaskedOutput, Real, RunOutput, State};
 
 /// Everything known about why a case failed.
@@ -113,8 +118,16 @@ pub enum Trap {
     /// `go_backwards`/`reverse`: the other direction or the other output order.
     ReverseOrder,
     /// Masked steps: zeros instead of the previous output (or the reverse),
-    /// or the mask ignored.
+    /// the mask ignored, or the initial `h` output before a row's first step.
     MaskingRule,
+    /// The activations asked for ignored, or the other `hard_sigmoid`.
+    Activations,
+    /// Peephole weights ignored.
+    Peepholes,
+    /// A row with no time step loses its initial state.
+    ZeroLength,
+    /// Outputs computed or stored in float16 or bfloat16.
+    ReducedPrecision,
 }
 
 /// A trap whose pattern the failing results fit.
@@ -200,6 +213,7 @@ pub fn cast_step<T: Real, U: Real>(step: &Step<T>) -> Step<U> {
         mask: step.mask.clone(),
         masked_output: step.masked_output,
         reverse: step.reverse,
+        bidirectional: step.bidirectional,
         depends_on_earlier_steps: step.depends_on_earlier_steps,
     }
 }
@@ -310,37 +324,44 @@ pub fn step_divergence<T: Real>(step: &Step<T>, actual: &RunOutput<T>) -> Option
     if let Some((i, av, ev)) = y {
         found.push((i[1], layers - 1, 2, make("h", "y", layers - 1, &i, av, ev)));
     }
-    let mut divergence = found
-        .into_iter()
-        .min_by_key(|(t, l, k, _)| (*t, *l, *k))
-        .map(|(_, _, _, d)| d);
-    if divergence.is_none() {
-        for l in 0..layers.min(actual.final_state.len()) {
-            for (state, a, o, w) in [
-                (
-                    "c",
-                    &actual.final_state[l].c,
-                    &ours.final_state[l].c,
-                    &wide.final_state[l].c,
-                ),
-                (
-                    "h",
-                    &actual.final_state[l].h,
-                    &ours.final_state[l].h,
-                    &wide.final_state[l].h,
-                ),
-            ] {
-                let got = first_out(
-                    &a.clone().into_dyn(),
-                    &o.clone().into_dyn(),
-                    &w.clone().into_dyn(),
-                );
-                if let (Some((i, av, ev)), None) = (got, &divergence) {
-                    divergence = Some(make(state, "final", l, &i, av, ev));
-                }
+    // A layer without time-indexed evidence (no traces written) is seen
+    // through its final state, after every time step.
+    for l in 0..layers.min(actual.final_state.len()) {
+        if found.iter().any(|(_, fl, _, _)| *fl == l) {
+            continue;
+        }
+        let finals = [
+            (
+                "c",
+                &actual.final_state[l].c,
+                &ours.final_state[l].c,
+                &wide.final_state[l].c,
+            ),
+            (
+                "h",
+                &actual.final_state[l].h,
+                &ours.final_state[l].h,
+                &wide.final_state[l].h,
+            ),
+        ];
+        for (k, (state, a, o, w)) in finals.into_iter().enumerate() {
+            let got = first_out(
+                &a.clone().into_dyn(),
+                &o.clone().into_dyn(),
+                &w.clone().into_dyn(),
+            );
+            if let Some((i, av, ev)) = got {
+                found.push((usize::MAX, l, k, make(state, "final", l, &i, av, ev)));
+                break;
             }
         }
     }
+    // The first layer whose own results part (a later layer only inherits
+    // them), and in it the first time step.
+    let divergence = found
+        .into_iter()
+        .min_by_key(|(t, l, k, _)| (*l, *t, *k))
+        .map(|(_, _, _, d)| d);
     let mut d = divergence?;
     if let Some(t) = d.time {
         d.forget_offset = forget_offset(step, actual, &wide, d.layer, t);
@@ -502,142 +523,6 @@ pub fn gate_divergence<T: Real>(
 // ---------------------------------------------------------------------------
 // Hints: re-run the Rust LSTM with one known mistake.
 
-/// One known mistake, applied to every step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Mistake {
-    /// Gate `k` computed from the weights of canonical gate `perm[k]`.
-    GateOrder([Gate; 4]),
-    /// `forget_bias` replaced per layer.
-    ForgetBias(ForgetBiasChange),
-    /// The other direction, outputs in its processing order.
-    OtherDirection,
-    /// The other direction, outputs in the step's input time order.
-    OtherDirectionOtherOrder,
-    /// Reverse steps' outputs in input time order (and their per-step
-    /// states too, when set).
-    ReverseOutputsInInputOrder { traces: bool },
-    /// Zeros instead of the previous output at masked steps, or the reverse.
-    OtherMaskedOutput,
-    /// The mask not applied.
-    MaskIgnored,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum ForgetBiasChange {
-    Dropped,
-    Doubled,
-    PlusOne,
-    MinusOne,
-}
-
-impl ForgetBiasChange {
-    fn apply(self, fb: f64) -> f64 {
-        match self {
-            ForgetBiasChange::Dropped => 0.0,
-            ForgetBiasChange::Doubled => 2.0 * fb,
-            ForgetBiasChange::PlusOne => fb + 1.0,
-            ForgetBiasChange::MinusOne => fb - 1.0,
-        }
-    }
-}
-
-/// Reverse the time axis of the outputs, and of the traces when `traces`.
-fn flip_time<T: Real>(run: &mut RunOutput<T>, traces: bool) {
-    run.outputs.invert_axis(Axis(1));
-    run.outputs = run.outputs.as_standard_layout().into_owned();
-    if !traces {
-        return;
-    }
-    for tr in &mut run.trace {
-        tr.c.invert_axis(Axis(1));
-        tr.h.invert_axis(Axis(1));
-        tr.c = tr.c.as_standard_layout().into_owned();
-        tr.h = tr.h.as_standard_layout().into_owned();
-    }
-}
-
-struct MistakenLstm(Mistake);
-
-impl<T: Real> Runner<T> for MistakenLstm {
-    fn run_step(&mut self, step: &Step<T>) -> Result<RunOutput<T>, DialectError> {
-        let mut step = step.clone();
-        let original_reverse = step.reverse;
-        match self.0 {
-            Mistake::GateOrder(perm) => {
-                for layer in &mut step.layers {
-                    *layer = permute_gates(layer, perm);
-                }
-            }
-            Mistake::ForgetBias(change) => {
-                for layer in &mut step.layers {
-                    layer.forget_bias = T::from_f64_lossy(change.apply(layer.forget_bias.widen()));
-                }
-            }
-            Mistake::OtherDirection | Mistake::OtherDirectionOtherOrder => {
-                step.reverse = !step.reverse;
-            }
-            Mistake::ReverseOutputsInInputOrder { .. } => {}
-            Mistake::OtherMaskedOutput => {
-                step.masked_output = match step.masked_output {
-                    MaskedOutput::Zero => MaskedOutput::RepeatPrevious,
-                    MaskedOutput::RepeatPrevious => MaskedOutput::Zero,
-                };
-            }
-            Mistake::MaskIgnored => step.mask = None,
-        }
-        let mut run = RustLstm.run_step(&step)?;
-        match self.0 {
-            Mistake::OtherDirectionOtherOrder => flip_time(&mut run, true),
-            Mistake::ReverseOutputsInInputOrder { traces } if original_reverse => {
-                flip_time(&mut run, traces);
-            }
-            _ => {}
-        }
-        Ok(run)
-    }
-}
-
-/// `layer` with gate `k`'s weights taken from canonical gate `perm[k]`
-/// (peepholes and `forget_bias` stay with their gates).
-pub fn permute_gates<T: Real>(layer: &Layer<T>, perm: [Gate; 4]) -> Layer<T> {
-    let units = layer.units();
-    let mut out = layer.clone();
-    for (k, from) in perm.iter().enumerate() {
-        let to = Gate::ALL[k].columns(units);
-        let src = from.columns(units);
-        out.w_x
-            .slice_mut(s![.., to.clone()])
-            .assign(&layer.w_x.slice(s![.., src.clone()]));
-        out.w_h
-            .slice_mut(s![.., to.clone()])
-            .assign(&layer.w_h.slice(s![.., src.clone()]));
-        out.bias
-            .slice_mut(s![to])
-            .assign(&layer.bias.slice(s![src]));
-    }
-    out
-}
-
-/// The 24 orders of the four gates, identity first.
-fn permutations() -> Vec<[Gate; 4]> {
-    let mut out = Vec::new();
-    let g = Gate::ALL;
-    for a in 0..4 {
-        for b in 0..4 {
-            for c in 0..4 {
-                for d in 0..4 {
-                    let idx = [a, b, c, d];
-                    let mut seen = [false; 4];
-                    if idx.iter().all(|&i| !std::mem::replace(&mut seen[i], true)) {
-                        out.push([g[a], g[b], g[c], g[d]]);
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Whether `actual` matches the outputs the Rust LSTM computes with
 /// `mistake`, on every compared output, within the `default` tolerance.
 fn matches_mistake<T: Real>(
@@ -776,6 +661,88 @@ fn hints<T: Real>(
             break;
         }
     }
+    let reverse_names: Vec<&str> = steps
+        .iter()
+        .filter(|(s, _)| s.reverse)
+        .map(|(s, _)| s.name.as_str())
+        .collect();
+    // A bidirectional pair (or any case with forward steps besides the
+    // reverse ones) whose reverse steps ran forward: "the other
+    // direction" above flips the forward steps too and cannot match.
+    if !reverse_names.is_empty()
+        && steps.len() > reverse_names.len()
+        && !hints.iter().any(|h| h.trap == Trap::ReverseOrder)
+        && matches_mistake(case, actual, compared, Mistake::ReverseRunForward)
+    {
+        hints.push(Hint {
+            trap: Trap::ReverseOrder,
+            message: format!(
+                "reverse order: the outputs match the reverse step{} ({}) run forward: its direction is ignored (the forward steps are right)",
+                if reverse_names.len() > 1 { "s" } else { "" },
+                reverse_names.join(", ")
+            ),
+        });
+    }
+    let layers = || steps.iter().flat_map(|(s, _)| s.layers.iter());
+    let standard = |l: &Layer<T>| {
+        (l.gate_activation, l.cell_activation, l.output_activation)
+            == (Activation::Sigmoid, Activation::Tanh, Activation::Tanh)
+    };
+    if let Some(l) = layers().find(|l| !standard(l)) {
+        let hard = |a: Activation| {
+            matches!(
+                a,
+                Activation::HardSigmoidKeras2 | Activation::HardSigmoidKeras3
+            )
+        };
+        let asked = format!(
+            "{}, {}, {}",
+            activation_name(l.gate_activation),
+            activation_name(l.cell_activation),
+            activation_name(l.output_activation)
+        );
+        let mut tries = vec![(
+            Mistake::ActivationsIgnored,
+            format!("activations: the outputs match sigmoid, tanh, tanh where the case asks for {asked} (gates, cell, output): the activations are ignored"),
+        )];
+        if layers().any(|l| hard(l.gate_activation)) {
+            tries.push((
+                Mistake::OtherHardSigmoid,
+                format!("activations: the outputs match the other hard_sigmoid where the case asks for {}", activation_name(l.gate_activation)),
+            ));
+        }
+        if let Some((_, message)) = tries
+            .into_iter()
+            .find(|(m, _)| matches_mistake(case, actual, compared, *m))
+        {
+            hints.push(Hint {
+                trap: Trap::Activations,
+                message,
+            });
+        }
+    }
+    if layers().any(|l| l.peepholes.is_some())
+        && matches_mistake(case, actual, compared, Mistake::PeepholesIgnored)
+    {
+        hints.push(Hint {
+            trap: Trap::Peepholes,
+            message: "peepholes: the outputs match the same LSTM without peepholes: the peephole weights are ignored".into(),
+        });
+    }
+    let zero_length_with_state = steps.iter().any(|(s, _)| {
+        s.initial_state.is_some()
+            && s.mask
+                .as_ref()
+                .is_some_and(|m| m.rows().into_iter().any(|r| r.iter().all(|&v| !v)))
+    });
+    if zero_length_with_state
+        && matches_mistake(case, actual, compared, Mistake::ZeroLengthDropsInitialState)
+    {
+        hints.push(Hint {
+            trap: Trap::ZeroLength,
+            message: "zero-length rows: the final state of a row with no time step is zeros where the case carries its initial state through".into(),
+        });
+    }
     if let Some((masked, _)) = steps.iter().find(|(s, _)| s.mask.is_some()) {
         let swapped = match masked.masked_output {
             MaskedOutput::Zero => "masking rule: the outputs repeat the previous output at masked steps where the case has zeros",
@@ -787,7 +754,19 @@ fn hints<T: Real>(
                 Mistake::MaskIgnored,
                 "masking rule: the outputs match a run without the mask (sequence lengths / mask ignored)",
             ),
+            (
+                Mistake::LeadingMaskedOutputInitialH,
+                "masking rule: masked steps before a row's first computed step output the initial h where the case has zeros",
+            ),
         ] {
+            let leading = mistake == Mistake::LeadingMaskedOutputInitialH;
+            if leading
+                && !steps.iter().any(|(s, _)| {
+                    s.initial_state.is_some() && s.masked_output == MaskedOutput::RepeatPrevious
+                })
+            {
+                continue;
+            }
             if matches_mistake(case, actual, compared, mistake) {
                 hints.push(Hint {
                     trap: Trap::MaskingRule,
@@ -797,21 +776,53 @@ fn hints<T: Real>(
             }
         }
     }
+    if let Some(p) = reduced_precision(actual, compared) {
+        hints.push(Hint {
+            trap: Trap::ReducedPrecision,
+            message: format!(
+                "reduced precision: every output value is a {} value, where float32 results would not be: the implementation computes or stores in {}; state the level it is judged at (docs/gate.md, stated tolerances)",
+                p.name(),
+                p.name()
+            ),
+        });
+    }
     hints
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn there_are_24_gate_orders_identity_first() {
-        let p = permutations();
-        assert_eq!(p.len(), 24);
-        assert_eq!(p[0], Gate::ALL);
-        let mut sorted: Vec<_> = p.iter().map(|o| o.map(|g| g as usize)).collect();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(sorted.len(), 24);
+/// The activation's name as the cases' options spell it.
+fn activation_name(a: Activation) -> &'static str {
+    match a {
+        Activation::Sigmoid => "sigmoid",
+        Activation::Tanh => "tanh",
+        Activation::Relu => "relu",
+        Activation::Linear => "linear",
+        Activation::HardSigmoidKeras2 => "hard_sigmoid (0.2x + 0.5)",
+        Activation::HardSigmoidKeras3 => "hard_sigmoid (relu6(x + 3) / 6)",
     }
+}
+
+/// The reduced precision every compared output value is exactly
+/// representable in, when there is one: the mark of a kernel that computes
+/// or stores in it (results rounded from float32 arithmetic almost never
+/// are: a float32 value is a bfloat16 value with probability 2^-16).
+/// Needs enough distinct values that chance cannot explain it.
+fn reduced_precision<T: Real>(actual: &Outputs<T>, compared: &[String]) -> Option<Precision> {
+    let values: Vec<f64> = compared
+        .iter()
+        .filter_map(|name| actual.get(name))
+        .flat_map(|a| a.iter().map(|v| v.widen()))
+        .collect();
+    let mut distinct: Vec<u64> = values
+        .iter()
+        .filter(|v| **v != 0.0 && v.is_finite())
+        .map(|v| v.to_bits())
+        .collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 16 {
+        return None;
+    }
+    Precision::ALL
+        .into_iter()
+        .find(|p| values.iter().all(|&v| !v.is_finite() || p.round(v) == v))
 }

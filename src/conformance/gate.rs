@@ -46,7 +46,7 @@ use super::report::{GateInfo, Report, ReportError, Skipped};
 use super::suite::{discover, SuiteError};
 use super::tolerance::Tolerance;
 use crate::dialect::layout::{self, ForgetBias, Layout};
-use crate::dialect::{DialectError, Outputs, Runner, RustLstm, Step};
+use crate::dialect::{DialectError, Half, Outputs, Runner, RustLstm, Step};
 use crate::lstm::{Activation, MaskedOutput, Real, RunOutput, State, StepTrace};
 use crate::tensor::Tensor;
 
@@ -500,7 +500,7 @@ pub fn features<T: Real>(steps: &[Step<T>]) -> Vec<String> {
         }
         add(s.layers.len() > 1, "stacked");
         add(s.reverse, "reverse");
-        add(s.name.ends_with("bw"), "bidirectional");
+        add(s.bidirectional == Some(Half::Backward), "bidirectional");
         if let Some(m) = &s.mask {
             let lengths = layout::mask_lengths(m);
             add(lengths.is_some(), "sequence_lengths");
@@ -1243,6 +1243,7 @@ pub fn load_step<T: Real>(
             _ => MaskedOutput::Zero,
         },
         reverse: file.direction == "reverse",
+        bidirectional: None,
         depends_on_earlier_steps: false,
     };
     Ok((file, step))

@@ -15,6 +15,7 @@ pub mod gate;
 pub mod json;
 pub mod junit;
 pub mod manifest;
+pub mod mistake;
 pub mod npy;
 pub mod replace;
 pub mod report;

@@ -195,6 +195,7 @@ impl Model {
             mask: None,
             masked_output: lstm::MaskedOutput::Zero,
             reverse: false,
+            bidirectional: None,
             depends_on_earlier_steps: false,
         })?;
 

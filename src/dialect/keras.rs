@@ -23,7 +23,7 @@
 use ndarray::{s, Array2, Array3, ArrayD, Axis};
 use serde::{Deserialize, Deserializer};
 
-use super::{DialectError, Outputs, Tensors};
+use super::{DialectError, Half, Outputs, Tensors};
 use crate::lstm::{self, Gate, Layer, MaskedOutput, Real, RunOutput};
 
 /// Keras gate order along the `4*units` axis: i, f, c (= g), o.
@@ -641,7 +641,7 @@ impl Model {
                     MaskedOutput::RepeatPrevious
                 };
                 let r = pass.run(
-                    "main",
+                    None,
                     layers,
                     &x,
                     mask.as_ref(),
@@ -676,7 +676,7 @@ impl Model {
                     MaskedOutput::RepeatPrevious
                 };
                 let fw = pass.run(
-                    "fw",
+                    Some(Half::Forward),
                     fw_layers,
                     &x,
                     mask.as_ref(),
@@ -686,7 +686,7 @@ impl Model {
                     self.unrolled_zero_output_quirk(),
                 )?;
                 let bw = pass.run(
-                    "bw",
+                    Some(Half::Backward),
                     bw_layers,
                     &x,
                     mask.as_ref(),
@@ -857,7 +857,7 @@ impl<T: Real> Pass<'_, T> {
     #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
-        name: &str,
+        half: Option<Half>,
         layers: Vec<Layer<T>>,
         x: &Array3<T>,
         mask: Option<&Array2<bool>>,
@@ -869,7 +869,7 @@ impl<T: Real> Pass<'_, T> {
         // See `Model::unrolled_zero_output_quirk`.
         let quirk = unrolled && masked_output == MaskedOutput::Zero && mask.is_some();
         let mut run = self.runner.run_step(&super::Step {
-            name: format!("{}{name}", self.step_prefix),
+            name: format!("{}{}", self.step_prefix, Half::step_name(half)),
             layers,
             inputs: x.clone(),
             initial_state: initial,
@@ -880,6 +880,7 @@ impl<T: Real> Pass<'_, T> {
                 masked_output
             },
             reverse: go_backwards,
+            bidirectional: half,
             depends_on_earlier_steps: self.dependent,
         })?;
         if let (true, Some(mask)) = (quirk, mask) {

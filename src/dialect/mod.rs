@@ -173,6 +173,12 @@ pub struct Step<T> {
     pub masked_output: crate::lstm::MaskedOutput,
     /// Process last to first; results in processing order.
     pub reverse: bool,
+    /// The half of a bidirectional layer this step computes, if it is one.
+    /// A backward half runs with `reverse` (Keras `go_backwards`), or
+    /// forward over inputs the dialect reversed row by row (TF1's
+    /// `bidirectional_dynamic_rnn`, which reverses each row's valid steps
+    /// only).
+    pub bidirectional: Option<Half>,
     /// Whether this step's inputs or initial state were computed from an
     /// earlier step's results (Keras `Sequential`, stateful calls): such a
     /// case cannot be exported as independent steps.
@@ -188,6 +194,27 @@ impl<T: Real> Step<T> {
             mask: self.mask.as_ref().map(Array2::view),
             masked_output: self.masked_output,
             reverse: self.reverse,
+        }
+    }
+}
+
+/// One half of a bidirectional layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Half {
+    /// The forward pass.
+    Forward,
+    /// The backward pass.
+    Backward,
+}
+
+impl Half {
+    /// The step name a dialect gives a step of a bidirectional layer's
+    /// `half` (or of a single direction): `fw`, `bw` or `main`.
+    pub fn step_name(half: Option<Half>) -> &'static str {
+        match half {
+            None => "main",
+            Some(Half::Forward) => "fw",
+            Some(Half::Backward) => "bw",
         }
     }
 }

@@ -14,7 +14,7 @@
 use ndarray::{s, Array1, Array2, Array3, Axis};
 use serde::Deserialize;
 
-use super::{DialectError, Outputs, Tensors};
+use super::{DialectError, Half, Outputs, Tensors};
 use crate::lstm::{Gate, Layer, MaskedOutput, Peepholes, Projection, Real};
 
 /// TF1 gate order along the `4*units` axis: i, j (= g), f, o.
@@ -289,14 +289,16 @@ impl Model {
         };
         let fw_initial =
             super::initial_states::<T>(inputs, fw_prefix, &state_shapes(&fw_layers, batch))?;
+        let fw_half = self.bidirectional().then_some(Half::Forward);
         let fw = runner.run_step(&super::Step {
-            name: if self.bidirectional() { "fw" } else { "main" }.into(),
+            name: Half::step_name(fw_half).into(),
             layers: fw_layers,
             inputs: x.clone(),
             initial_state: fw_initial,
             mask: mask.clone(),
             masked_output: MaskedOutput::Zero,
             reverse: false,
+            bidirectional: fw_half,
             depends_on_earlier_steps: false,
         })?;
 
@@ -325,13 +327,14 @@ impl Model {
         )?;
         let x_rev = super::reverse_sequence(x.view(), lengths.as_deref());
         let bw = runner.run_step(&super::Step {
-            name: "bw".into(),
+            name: Half::step_name(Some(Half::Backward)).into(),
             layers: bw_layers,
             inputs: x_rev,
             initial_state: bw_initial,
             mask,
             masked_output: MaskedOutput::Zero,
             reverse: false,
+            bidirectional: Some(Half::Backward),
             depends_on_earlier_steps: false,
         })?;
         let bw_outputs = super::reverse_sequence(bw.outputs.view(), lengths.as_deref());
