@@ -614,6 +614,19 @@ fn cli_export_check_and_junit() {
         t.contains("tf1/rand-001-basic-dyn [float32] output outputs:"),
         "{t}"
     );
+    // The failure line in a user's terms: the error, against the output's
+    // scale, and against the tolerance; no ULPs for an absolute bound.
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("tf1/rand-001-basic-dyn [float32] output outputs:"))
+        .unwrap();
+    assert!(
+        line.contains("max abs error 5.000e-1 (")
+            && line.contains("of the output's scale")
+            && line.contains(" times the tolerance;")
+            && !line.contains("ulp"),
+        "{line}"
+    );
     assert!(t.contains("not exported (the layout cannot express them):\ntf1/rand-008-lstm-proj-dyn: step \"main\": layer 0: a projection"), "{t}");
     assert!(
         t.contains("1 passed, 1 failed, 0 errors, 0 refused, 0 expected failures, 1 not exported"),

@@ -28,6 +28,12 @@ pub struct Comparison {
     pub max_rel: f64,
     /// Largest distance in units in the last place of the result's dtype.
     pub max_ulp: u64,
+    /// The output's scale: its largest finite `|expected|`.
+    pub scale: f64,
+    /// How many times the tolerance the worst element's error is (its
+    /// error over what the bound allows it; infinite where the bound
+    /// allows nothing, as `exact` or `rel` at an expected 0).
+    pub times_tolerance: f64,
     /// The element with the largest absolute error.
     pub worst: Option<Element>,
     /// Elements out of tolerance.
@@ -160,6 +166,11 @@ pub fn compare<T: Real>(
         max_abs: 0.0,
         max_rel: 0.0,
         max_ulp: 0,
+        scale: reference
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(0.0, |m: f64, v| m.max(v.abs())),
+        times_tolerance: 0.0,
         worst: None,
         out_of_tolerance: 0,
         nan_mismatches: 0,
@@ -193,6 +204,7 @@ pub fn compare<T: Real>(
     if actual.shape() != reference.shape() {
         c.passed = false;
         c.max_abs = f64::INFINITY;
+        c.times_tolerance = f64::INFINITY;
         c.out_of_tolerance = c.count;
         c.worst = Some(Element {
             index: actual.shape().to_vec(),
@@ -232,6 +244,13 @@ pub fn compare<T: Real>(
             c.max_rel = c.max_rel.max(abs_err / e.abs());
         }
         c.max_ulp = c.max_ulp.max(ulps);
+        // A NaN or infinity that matches is no error; one that does not
+        // has an infinite error.
+        c.times_tolerance = c.times_tolerance.max(if ok && !abs_err.is_finite() {
+            0.0
+        } else {
+            bound.excess(abs_err, e, ulps)
+        });
         if abs_err > worst_abs {
             worst_abs = abs_err;
             c.max_abs = abs_err;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::case::CaseError;
 use super::check::CaseRun;
+use super::tolerance::Bound;
 
 /// A load or input error, naming the case and file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,11 +178,29 @@ pub fn failure_detail(run: &CaseRun) -> String {
                 super::tolerance::RECORDING_F32_EPS
             );
         }
+        // In a user's terms: the error, the error against the output's
+        // scale, and how far past the tolerance; ULPs only where the bound
+        // is counted in them.
         let _ = write!(
             s,
-            "{head} output {}: {} of {} elements out of tolerance ({} against {}); max abs {:.3e}, max rel {:.3e}, max ulp {}",
-            c.output, c.out_of_tolerance, c.count, c.bound, c.against, c.max_abs, c.max_rel, c.max_ulp
+            "{head} output {}: {} of {} elements out of tolerance ({} against {}): max abs error {:.3e}",
+            c.output, c.out_of_tolerance, c.count, c.bound, c.against, c.max_abs
         );
+        if c.scale > 0.0 && c.max_abs.is_finite() {
+            let _ = write!(
+                s,
+                " ({:.2e} of the output's scale {:.3e})",
+                c.max_abs / c.scale,
+                c.scale
+            );
+        }
+        if c.times_tolerance.is_finite() {
+            let digits = if c.times_tolerance >= 10.0 { 0 } else { 2 };
+            let _ = write!(s, ", {:.digits$} times the tolerance", c.times_tolerance);
+        }
+        if matches!(c.bound, Bound::Ulp(_) | Bound::Exact) {
+            let _ = write!(s, ", max ulp {}", c.max_ulp);
+        }
         if c.nan_mismatches > 0 {
             let _ = write!(s, ", {} NaN mismatches", c.nan_mismatches);
         }

@@ -114,6 +114,29 @@ impl Bound {
     }
 }
 
+impl Bound {
+    /// How many times what the bound allows one element's error is
+    /// (ULPs for [`Bound::Ulp`]); infinite where it allows no error.
+    pub fn excess(self, abs_err: f64, expected: f64, ulps: u64) -> f64 {
+        let ratio = |err: f64, allowed: f64| {
+            if err == 0.0 {
+                0.0
+            } else if allowed > 0.0 {
+                err / allowed
+            } else {
+                f64::INFINITY
+            }
+        };
+        match self {
+            Bound::Abs(a) => ratio(abs_err, a),
+            Bound::Rel(r) => ratio(abs_err, r * expected.abs()),
+            #[allow(clippy::cast_precision_loss)]
+            Bound::Ulp(n) => ratio(ulps as f64, n as f64),
+            Bound::Exact => ratio(abs_err, 0.0),
+        }
+    }
+}
+
 impl fmt::Display for Bound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -122,5 +145,20 @@ impl fmt::Display for Bound {
             Bound::Ulp(n) => write!(f, "ulp<={n}"),
             Bound::Exact => write!(f, "exact"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bound;
+
+    #[test]
+    fn excess_is_the_error_over_what_the_bound_allows() {
+        assert_eq!(Bound::Abs(0.5).excess(1.0, 3.0, 7), 2.0);
+        assert_eq!(Bound::Rel(0.1).excess(1.0, -5.0, 7), 2.0);
+        assert_eq!(Bound::Ulp(4).excess(1.0, 3.0, 2), 0.5);
+        assert_eq!(Bound::Exact.excess(0.0, 3.0, 0), 0.0);
+        assert!(Bound::Exact.excess(1e-9, 3.0, 1).is_infinite());
+        assert!(Bound::Rel(0.1).excess(1e-9, 0.0, 1).is_infinite());
     }
 }
