@@ -1837,6 +1837,38 @@ fn silent_pass_unrecorded_outputs_are_judged() {
         fs::write(&path, original).unwrap();
     }
     g.check(&[]).expect(0, &["2 passed"]);
+    // Final states no recorded output reads are optional: the export says
+    // so, and leaving them out passes; a recorded one stays required.
+    let step_json = |id: &str| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(g.export.join(id).join("main/step.json")).unwrap())
+            .unwrap()
+    };
+    for name in ["h_n/0", "c_n/0"] {
+        assert_eq!(
+            step_json(KERAS_NO_STATE)["outputs"][name]["required"],
+            false,
+            "{name}"
+        );
+        assert_eq!(
+            step_json(BLOCK)["outputs"][name]["required"],
+            false,
+            "{name}"
+        );
+    }
+    assert_eq!(step_json(KERAS_NO_STATE)["outputs"]["y"]["required"], true);
+    for file in ["h_n.0.npy", "c_n.0.npy"] {
+        fs::remove_file(g.step(KERAS_NO_STATE, "main").join(file)).unwrap();
+    }
+    g.check(&[]).expect(0, &["2 passed"]);
+    const WITH_STATE: &str = "tf1/rand-001-basic-dyn";
+    let s = Gate::new(&[WITH_STATE], Layout::Canonical, Dtype::F32, true);
+    let json: serde_json::Value = serde_json::from_slice(
+        &fs::read(s.export.join(WITH_STATE).join("main/step.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["outputs"]["h_n/0"]["required"], true);
+    fs::remove_file(s.step(WITH_STATE, "main").join("h_n.0.npy")).unwrap();
+    s.check(&[]).expect(2, &["h_n.0.npy", "missing"]);
     // Parts of an array no recorded output reads: the earlier steps of a
     // layer that returns only its last output, a step hidden by a mask.
     const LAST_ONLY: &str = "keras3/rand-002-lstm-last";

@@ -924,6 +924,7 @@ fn export_case<T: Real>(
         ));
         return Ok(entry);
     }
+    let read = final_states_read(case);
     for (s, e) in steps.iter().zip(&entry.steps) {
         if inside(Path::new("."), &e.dir).is_none() {
             return Err(GateError::Format {
@@ -931,12 +932,132 @@ fn export_case<T: Real>(
                 message: format!("step folder {:?} is not a plain relative path", e.dir),
             });
         }
-        write_step(sink, &e.dir, s, case, layout, dtype, forget_bias)?;
+        let states_read = read.get(&s.name).map_or(&[][..], Vec::as_slice);
+        write_step(
+            sink,
+            &e.dir,
+            s,
+            case,
+            layout,
+            dtype,
+            forget_bias,
+            states_read,
+        )?;
     }
     entry.exported = true;
     Ok(entry)
 }
 
+/// Whether a recorded output reads a layer's final `h` and `c`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StatesRead {
+    h: bool,
+    c: bool,
+}
+
+impl StatesRead {
+    const BOTH: StatesRead = StatesRead { h: true, c: true };
+}
+
+/// Per step of `case` (by name) and layer: whether any recorded output
+/// reads the final `h` and `c`. Found by running the case (float64) with
+/// one final state changed at a time and seeing whether any recorded
+/// output changes: a Keras layer without `return_state` reads none, TF1's
+/// `dynamic_rnn` reads both. Where the case cannot be run, every state
+/// counts as read.
+fn final_states_read(case: &Case) -> BTreeMap<String, Vec<StatesRead>> {
+    /// Which final states to change by +1.
+    #[derive(Clone)]
+    enum Which {
+        None,
+        All,
+        One { step: String, layer: usize, c: bool },
+    }
+    /// The Rust LSTM, with final states changed.
+    struct Changed(Which);
+    impl Runner<f64> for Changed {
+        fn run_step(&mut self, step: &Step<f64>) -> Result<RunOutput<f64>, DialectError> {
+            let mut run = RustLstm.run_step(step)?;
+            for (l, st) in run.final_state.iter_mut().enumerate() {
+                for (c, a) in [(false, &mut st.h), (true, &mut st.c)] {
+                    let changed = match &self.0 {
+                        Which::None => false,
+                        Which::All => true,
+                        Which::One {
+                            step: name,
+                            layer,
+                            c: which,
+                        } => *name == step.name && *layer == l && *which == c,
+                    };
+                    if changed {
+                        a.mapv_inplace(|v| v + 1.0);
+                    }
+                }
+            }
+            Ok(run)
+        }
+    }
+    let mut plain = Changed(Which::None);
+    let mut recording = Recording::new(&mut plain);
+    let Ok(baseline) = case
+        .model
+        .run_with::<f64>(&case.variables, &case.inputs, &mut recording)
+    else {
+        return BTreeMap::new();
+    };
+    let shape: Vec<(String, usize)> = recording
+        .steps
+        .iter()
+        .map(|(s, _)| (s.name.clone(), s.layers.len()))
+        .collect();
+    let reads = |changed: &mut Changed| -> bool {
+        let Ok(out) = case
+            .model
+            .run_with::<f64>(&case.variables, &case.inputs, changed)
+        else {
+            return true;
+        };
+        case.expected
+            .keys()
+            .any(|name| match (baseline.get(name), out.get(name)) {
+                (Some(a), Some(b)) => {
+                    a.shape() != b.shape()
+                        || a.iter()
+                            .zip(b.iter())
+                            .any(|(x, y)| x.to_bits() != y.to_bits())
+                }
+                (None, None) => false,
+                _ => true,
+            })
+    };
+    // Commonly no recorded output reads any final state (Keras layers
+    // without return_state): one run tells.
+    let none_read = !reads(&mut Changed(Which::All));
+    shape
+        .into_iter()
+        .map(|(name, layers)| {
+            let per_layer = (0..layers)
+                .map(|layer| {
+                    let read = |c: bool| {
+                        !none_read
+                            && reads(&mut Changed(Which::One {
+                                step: name.clone(),
+                                layer,
+                                c,
+                            }))
+                    };
+                    StatesRead {
+                        h: read(false),
+                        c: read(true),
+                    }
+                })
+                .collect();
+            (name, per_layer)
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 fn write_step<T: Real>(
     sink: &mut Sink,
     step_rel: &str,
@@ -945,6 +1066,7 @@ fn write_step<T: Real>(
     layout: Layout,
     dtype: Dtype,
     forget_bias: ForgetBias,
+    states_read: &[StatesRead],
 ) -> Result<(), GateError> {
     let (batch, time, input_size) = step.inputs.dim();
     let order = |a: ArrayD<T>| -> ArrayD<T> {
@@ -1040,17 +1162,20 @@ fn write_step<T: Real>(
     let last = step.layers.last().map_or(0, |l| l.output_size());
     outputs.insert("y".to_string(), out("y.npy".into(), seq(last), true));
     for (l, layer) in step.layers.iter().enumerate() {
+        // A final state no recorded output reads is optional (when written,
+        // it is still judged, against the Rust LSTM).
+        let read = states_read.get(l).copied().unwrap_or(StatesRead::BOTH);
         outputs.insert(
             format!("h_n/{l}"),
             out(
                 format!("h_n.{l}.npy"),
                 vec![batch, layer.output_size()],
-                true,
+                read.h,
             ),
         );
         outputs.insert(
             format!("c_n/{l}"),
-            out(format!("c_n.{l}.npy"), vec![batch, layer.units()], true),
+            out(format!("c_n.{l}.npy"), vec![batch, layer.units()], read.c),
         );
         outputs.insert(
             format!("trace/{l}/h"),
@@ -1376,6 +1501,9 @@ enum ReadProblem {
 struct Written<T> {
     outputs: Array3<T>,
     final_state: Vec<State<T>>,
+    /// Per layer, whether the final `h` and `c` were written (an optional
+    /// one left out is filled like per-step states).
+    final_written: Vec<StatesRead>,
     trace: Option<Vec<StepTrace<T>>>,
 }
 
@@ -1430,6 +1558,9 @@ struct OutputReader<'a, T> {
     fill: T,
     /// Whether some step's per-step states were filled.
     filled: bool,
+    /// Per step and layer, the final states a recorded output reads: the
+    /// others are optional.
+    required: BTreeMap<String, Vec<StatesRead>>,
 }
 
 impl<T: Real> Runner<T> for OutputReader<'_, T> {
@@ -1472,9 +1603,27 @@ impl<T: Real> Runner<T> for OutputReader<'_, T> {
                     .collect()
             }
         };
+        // Final states left out (optional ones) take the current filling.
+        let final_state = w
+            .final_state
+            .iter()
+            .zip(&w.final_written)
+            .map(|(st, written)| State {
+                h: if written.h {
+                    st.h.clone()
+                } else {
+                    st.h.mapv(|_| self.fill)
+                },
+                c: if written.c {
+                    st.c.clone()
+                } else {
+                    st.c.mapv(|_| self.fill)
+                },
+            })
+            .collect();
         Ok(RunOutput {
             outputs: w.outputs.clone(),
-            final_state: w.final_state.clone(),
+            final_state,
             trace,
         })
     }
@@ -1578,14 +1727,33 @@ impl<T: Real> OutputReader<'_, T> {
         let any_trace = outputs_written.iter().any(|n| n.starts_with("trace."));
         let mut final_state = Vec::new();
         let mut trace = Vec::new();
+        let required = self.required.get(&step.name);
+        let mut final_written = Vec::new();
         for (l, layer) in step.layers.iter().enumerate() {
-            final_state.push(State {
-                h: two(read(
-                    &format!("h_n.{l}.npy"),
-                    &[batch, layer.output_size()],
-                )?),
-                c: two(read(&format!("c_n.{l}.npy"), &[batch, layer.units()])?),
+            let needed = required
+                .and_then(|r| r.get(l))
+                .copied()
+                .unwrap_or(StatesRead::BOTH);
+            // An optional final state left out is filled like per-step
+            // states (and never judged); a written one is read.
+            let state = |name: String, needed: bool, shape: [usize; 2]| {
+                if needed || outputs_written.contains(&name) {
+                    read(&name, &shape).map(|a| (two(a), true))
+                } else {
+                    Ok((Array2::from_elem(shape, self.fill), false))
+                }
+            };
+            let (h, h_written) = state(
+                format!("h_n.{l}.npy"),
+                needed.h,
+                [batch, layer.output_size()],
+            )?;
+            let (c, c_written) = state(format!("c_n.{l}.npy"), needed.c, [batch, layer.units()])?;
+            final_written.push(StatesRead {
+                h: h_written,
+                c: c_written,
             });
+            final_state.push(State { h, c });
             if any_trace {
                 trace.push(StepTrace {
                     h: seq3(read(
@@ -1597,6 +1765,7 @@ impl<T: Real> OutputReader<'_, T> {
             }
         }
         Ok(Written {
+            final_written,
             outputs,
             final_state,
             trace: any_trace.then_some(trace),
@@ -1824,6 +1993,7 @@ fn check_case<T: Real>(
         written: BTreeMap::new(),
         fill: T::from_f64_lossy(0.375),
         filled: false,
+        required: final_states_read(case),
     };
     let mut not_compared = Vec::new();
     let first: Option<Outputs<T>> = case
@@ -1902,8 +2072,13 @@ impl Field {
     /// Every array of `w`.
     fn all<T>(w: &Written<T>) -> Vec<Field> {
         let mut fields = vec![Field::Y];
-        for l in 0..w.final_state.len() {
-            fields.extend([Field::FinalH(l), Field::FinalC(l)]);
+        for (l, written) in w.final_written.iter().enumerate() {
+            if written.h {
+                fields.push(Field::FinalH(l));
+            }
+            if written.c {
+                fields.push(Field::FinalC(l));
+            }
         }
         for l in 0..w.trace.as_ref().map_or(0, Vec::len) {
             fields.extend([Field::TraceH(l), Field::TraceC(l)]);
@@ -1967,6 +2142,8 @@ fn outputs_from<T: Real>(
         written: written.clone(),
         fill: T::from_f64_lossy(0.375),
         filled: false,
+        // Every step is already read: nothing more is read from files.
+        required: BTreeMap::new(),
     };
     case.model
         .run_with::<T>(&case.variables, &case.inputs, &mut reader)
