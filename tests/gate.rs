@@ -1028,8 +1028,8 @@ fn run_applies_expectations_and_writes_junit() {
 
 // ---------------------------------------------------------------------------
 // The committed reports of the real implementations (scripts/gates/results/,
-// written by `scripts/gates/run IMPL --update`): they are what the README
-// matrix shows, so they must belong to this suite and to the committed
+// written by `scripts/gates/run IMPL --update`): they are what docs/compatibility.md
+// shows, so they must belong to this suite and to the committed
 // expectation lists.
 
 #[test]

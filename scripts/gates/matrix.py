@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compatibility matrix of the gate, as Markdown, from committed results.
 
-    matrix.py [--readme README.md] [--index EXPORT_DIR ...] REPORT.json ...
+    matrix.py [--into docs/compatibility.md] [--index EXPORT_DIR ...] REPORT.json ...
 
 REPORT.json are `lstm-parity check --report X.json` reports (one per
 implementation and layout). Each case carries the features it exercises
@@ -14,7 +14,7 @@ With --index, the export folders of any layouts (their index.json) give a
 second table: per layout, how many cases with each feature the layout can
 express, whatever the implementation.
 
-With --readme, the tables replace the text between the lines
+With --into FILE, the tables replace the text between the lines
 `<!-- gate-matrix:begin -->` and `<!-- gate-matrix:end -->`; otherwise
 they are printed.
 """
@@ -133,26 +133,26 @@ def layout_table(index_dirs):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("reports", nargs="+")
-    p.add_argument("--readme")
+    p.add_argument("--into")
     p.add_argument("--index", nargs="*", default=[])
     a = p.parse_args()
     text = "Results (cases passed / checked):\n\n" + report_table(a.reports) + "\n"
     if a.index:
         text += "\nWhat each layout can express (cases exported / cases with the feature):\n\n" + layout_table(a.index) + "\n"
-    if not a.readme:
+    if not a.into:
         print(text, end="")
         return
-    with open(a.readme) as f:
+    with open(a.into) as f:
         readme = f.read()
     if BEGIN not in readme or END not in readme:
-        sys.exit(f"matrix.py: {a.readme} has no {BEGIN} ... {END} section")
+        sys.exit(f"matrix.py: {a.into} has no {BEGIN} ... {END} section")
     head, rest = readme.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     new = f"{head}{BEGIN}\n{text}{END}{tail}"
-    tmp = a.readme + ".tmp"
+    tmp = a.into + ".tmp"
     with open(tmp, "w") as f:
         f.write(new)
-    os.replace(tmp, a.readme)
+    os.replace(tmp, a.into)
 
 
 if __name__ == "__main__":
