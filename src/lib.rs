@@ -22,6 +22,7 @@
 //! | run a case in a framework's own terms | [`dialect::Model`] and the modules [`dialect::tf1`], [`dialect::block`], [`dialect::keras`] |
 //! | load, run and compare recorded cases | [`conformance::suite`], [`conformance::case`], [`conformance::compare`] |
 //! | gate another implementation | [`conformance::gate`] (export, check), [`dialect::layout`] (weight layouts) |
+//! | map TensorFlow/Keras terms to this crate's | [`for_tensorflow_users`] |
 //!
 //! Documents in the repository: `docs/semantics.md` (what each framework
 //! computes, quirk by quirk, with the recorded cases that prove it; the
@@ -29,8 +30,11 @@
 //! format), `docs/gate.md` (the gate's file contract), `docs/performance.md`
 //! (the kernel's design and measurements).
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod conformance;
 pub mod dialect;
+pub mod for_tensorflow_users;
 pub mod lstm;
 pub mod tensor;
