@@ -896,6 +896,48 @@ fn outputs_or_exports_of_another_suite_version_are_refused() {
         e.contains("case tf1/rand-001-basic-dyn is not in the reference folder"),
         "{e}"
     );
+    // An export made with --reference DIR, checked without it: the
+    // message names the folder it was made from.
+    fs::remove_dir_all(root.join("tf1/other")).unwrap();
+    let edited = root.join("tf1/rand-001-basic-dyn");
+    fs::create_dir_all(&edited).unwrap();
+    for e in fs::read_dir(reference().join("tf1/rand-001-basic-dyn")).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), edited.join(e.file_name())).unwrap();
+    }
+    let m = fs::read_to_string(reference().join("tf1/rand-001-basic-dyn/case.json")).unwrap();
+    fs::write(
+        edited.join("case.json"),
+        m.replacen("\"description\": \"", "\"description\": \"edited: ", 1),
+    )
+    .unwrap();
+    let ex2 = tmp.path().join("export2");
+    let out2 = tmp.path().join("out2");
+    export_in(
+        &root,
+        &cases_in(&root, &["tf1/rand-001-basic-dyn"]),
+        &ex2,
+        Layout::Onnx,
+        Dtype::F32,
+        None,
+    );
+    rust_implementation::<f32>(&ex2, &out2, false);
+    assert!(check_in(&root, &ex2, &out2, None).is_ok());
+    let e = check(&ex2, &out2, None).unwrap_err().to_string();
+    let made_from = fs::canonicalize(&root).unwrap();
+    assert!(
+        e.contains(&format!(
+            "the export was made from the reference folder {} and this check reads",
+            made_from.display()
+        )) && e.contains(&format!("check with --reference {}", made_from.display())),
+        "{e}"
+    );
+}
+
+fn cases_in(root: &Path, filter: &[&str]) -> Vec<Case> {
+    let s = conformance::select(root, &Filter::new(filter).unwrap()).unwrap();
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    s.cases
 }
 
 #[test]

@@ -88,6 +88,11 @@ pub struct ExportIndex {
     pub selected_by: SelectedBy,
     /// Every selected case, exported or not.
     pub cases: Vec<IndexCase>,
+    /// The reference folder the export was made from (canonical path), so
+    /// that a check against another folder can say so. Not part of the
+    /// fingerprint: the same suite exports the same wherever it lies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// How the cases of an export were selected.
@@ -466,6 +471,7 @@ fn inside(dir: &Path, rel: &str) -> Option<PathBuf> {
 pub fn fingerprint(index: &ExportIndex) -> String {
     let mut blank = index.clone();
     blank.suite_fingerprint = String::new();
+    blank.reference = None;
     fsio::sha256(&json_bytes(&blank))
 }
 
@@ -777,7 +783,7 @@ pub fn export(
     let mut staging = Staging(Some(staging_path.clone()));
     let marker = staging_path.join(replace::STAGING_MARKER);
     fs::write(&marker, b"").map_err(io_err(&marker))?;
-    let index = build(
+    let mut index = build(
         cases,
         options,
         forget_bias,
@@ -788,6 +794,12 @@ pub fn export(
         GateError::Interrupted(_) => GateError::Interrupted(dir.to_path_buf()),
         other => other,
     })?;
+    index.reference = Some(
+        fs::canonicalize(root)
+            .unwrap_or_else(|_| root.to_path_buf())
+            .display()
+            .to_string(),
+    );
     if options.interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
         return Err(GateError::Interrupted(dir.to_path_buf()));
     }
@@ -853,6 +865,7 @@ fn build(
             SelectedBy::Cases(ids)
         }),
         cases: Vec::new(),
+        reference: None,
     };
     // Sorted by id, each once: the order `check` holds an index to.
     let mut sorted: Vec<&Case> = cases.iter().collect();
@@ -1851,6 +1864,30 @@ fn index_difference(recorded: &IndexCase, planned: &IndexCase) -> Option<String>
 /// reference cases gives now: the same index (flags, steps, reference
 /// hashes, file hashes) and, on disk, every file with the bytes its hash
 /// says. Returns the loaded cases by id.
+/// A stale export checked against another reference folder than the one
+/// it was made from: say that, not "export again".
+fn other_reference(e: GateError, index: &ExportIndex, options: &CheckOptions) -> GateError {
+    let GateError::StaleExport { export, what } = e else {
+        return e;
+    };
+    let now = fs::canonicalize(options.reference)
+        .unwrap_or_else(|_| options.reference.to_path_buf())
+        .display()
+        .to_string();
+    match &index.reference {
+        Some(made_from) if *made_from != now => GateError::StaleExport {
+            what: format!(
+                "{what}; but the export was made from the reference folder {} and this check reads {}: check with --reference {}",
+                fsio::printable(made_from),
+                now,
+                fsio::printable(made_from)
+            ),
+            export,
+        },
+        _ => GateError::StaleExport { export, what },
+    }
+}
+
 fn verify_export(
     options: &CheckOptions,
     index: &ExportIndex,
@@ -2345,7 +2382,8 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
             got: info.suite_fingerprint,
         });
     }
-    let (cases, load_errors) = verify_export(options, &index, layout)?;
+    let (cases, load_errors) =
+        verify_export(options, &index, layout).map_err(|e| other_reference(e, &index, options))?;
 
     let mut report = Report {
         gate: Some(GateInfo {
