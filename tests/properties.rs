@@ -399,7 +399,7 @@ fn one_layer_stack_equals_the_cell() {
 /// The two hard sigmoids are different functions (Keras 2 vs Keras 3).
 #[test]
 fn hard_sigmoids_differ() {
-    let (k2, k3) = (Activation::HardSigmoidKeras2, Activation::HardSigmoidKeras3);
+    let (k2, k3) = (Activation::HardSigmoidLinear, Activation::HardSigmoidRelu6);
     assert!(k2.apply_f64(1.0) > k3.apply_f64(1.0));
     assert_eq!(k2.apply_f64(2.5), 1.0); // 0.2x + 0.5 saturates at 2.5
     assert!(k3.apply_f64(2.5) < 1.0); // relu6(x + 3) / 6 saturates at 3

@@ -692,7 +692,7 @@ fn hints<T: Real>(
         let hard = |a: Activation| {
             matches!(
                 a,
-                Activation::HardSigmoidKeras2 | Activation::HardSigmoidKeras3
+                Activation::HardSigmoidLinear | Activation::HardSigmoidRelu6
             )
         };
         let asked = format!(
@@ -796,8 +796,8 @@ fn activation_name(a: Activation) -> &'static str {
         Activation::Tanh => "tanh",
         Activation::Relu => "relu",
         Activation::Linear => "linear",
-        Activation::HardSigmoidKeras2 => "hard_sigmoid (0.2x + 0.5)",
-        Activation::HardSigmoidKeras3 => "hard_sigmoid (relu6(x + 3) / 6)",
+        Activation::HardSigmoidLinear => "hard_sigmoid (0.2x + 0.5)",
+        Activation::HardSigmoidRelu6 => "hard_sigmoid (relu6(x + 3) / 6)",
     }
 }
 

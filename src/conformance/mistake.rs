@@ -326,8 +326,8 @@ impl<T: Real> Runner<T> for MistakenLstm {
             Mistake::OtherHardSigmoid => {
                 for l in &mut step.layers {
                     l.gate_activation = match l.gate_activation {
-                        Activation::HardSigmoidKeras2 => Activation::HardSigmoidKeras3,
-                        Activation::HardSigmoidKeras3 => Activation::HardSigmoidKeras2,
+                        Activation::HardSigmoidLinear => Activation::HardSigmoidRelu6,
+                        Activation::HardSigmoidRelu6 => Activation::HardSigmoidLinear,
                         other => other,
                     };
                 }

@@ -317,8 +317,8 @@ fn check_layer<T: Real>(layout: Layout, layer: &Layer<T>) -> Result<(), String> 
                 );
             }
             let hard = [layer.gate_activation, layer.cell_activation];
-            if hard.contains(&Activation::HardSigmoidKeras2)
-                && hard.contains(&Activation::HardSigmoidKeras3)
+            if hard.contains(&Activation::HardSigmoidLinear)
+                && hard.contains(&Activation::HardSigmoidRelu6)
             {
                 return Err("the hard_sigmoid of both Keras 2 and Keras 3".into());
             }
@@ -406,8 +406,8 @@ pub fn activation_name(a: Activation) -> &'static str {
         Activation::Tanh => "tanh",
         Activation::Relu => "relu",
         Activation::Linear => "linear",
-        Activation::HardSigmoidKeras2 => "hard_sigmoid_keras2",
-        Activation::HardSigmoidKeras3 => "hard_sigmoid_keras3",
+        Activation::HardSigmoidLinear => "hard_sigmoid_keras2",
+        Activation::HardSigmoidRelu6 => "hard_sigmoid_keras3",
     }
 }
 
@@ -417,8 +417,8 @@ fn activation_from_name(name: &str) -> Result<Activation, DialectError> {
         Activation::Tanh,
         Activation::Relu,
         Activation::Linear,
-        Activation::HardSigmoidKeras2,
-        Activation::HardSigmoidKeras3,
+        Activation::HardSigmoidLinear,
+        Activation::HardSigmoidRelu6,
     ]
     .into_iter()
     .find(|a| activation_name(*a) == name)
@@ -436,8 +436,8 @@ pub fn onnx_activation(a: Activation) -> Value {
         Activation::Tanh => json!({"name": "Tanh"}),
         Activation::Relu => json!({"name": "Relu"}),
         Activation::Linear => json!({"name": "Affine", "alpha": 1.0, "beta": 0.0}),
-        Activation::HardSigmoidKeras2 => json!({"name": "HardSigmoid", "alpha": 0.2, "beta": 0.5}),
-        Activation::HardSigmoidKeras3 => {
+        Activation::HardSigmoidLinear => json!({"name": "HardSigmoid", "alpha": 0.2, "beta": 0.5}),
+        Activation::HardSigmoidRelu6 => {
             json!({"name": "HardSigmoid", "alpha": KERAS3_HARD_SIGMOID_ALPHA, "beta": 0.5})
         }
     }
@@ -454,9 +454,9 @@ fn onnx_activation_back(v: &Value) -> Result<Activation, DialectError> {
         "Tanh" => Activation::Tanh,
         "Relu" => Activation::Relu,
         "Affine" if near(alpha, 1.0) && near(beta, 0.0) => Activation::Linear,
-        "HardSigmoid" if near(alpha, 0.2) && near(beta, 0.5) => Activation::HardSigmoidKeras2,
+        "HardSigmoid" if near(alpha, 0.2) && near(beta, 0.5) => Activation::HardSigmoidLinear,
         "HardSigmoid" if near(alpha, KERAS3_HARD_SIGMOID_ALPHA) && near(beta, 0.5) => {
-            Activation::HardSigmoidKeras3
+            Activation::HardSigmoidRelu6
         }
         _ => return Err(bad()),
     })
@@ -465,8 +465,8 @@ fn onnx_activation_back(v: &Value) -> Result<Activation, DialectError> {
 /// A Keras activation name and which Keras's `hard_sigmoid` it is.
 fn keras_activation(a: Activation) -> (&'static str, Option<&'static str>) {
     match a {
-        Activation::HardSigmoidKeras2 => ("hard_sigmoid", Some("2")),
-        Activation::HardSigmoidKeras3 => ("hard_sigmoid", Some("3")),
+        Activation::HardSigmoidLinear => ("hard_sigmoid", Some("2")),
+        Activation::HardSigmoidRelu6 => ("hard_sigmoid", Some("3")),
         other => (activation_name(other), None),
     }
 }
@@ -1108,7 +1108,7 @@ mod tests {
             l
         );
         l.cell_clip = None;
-        l.gate_activation = Activation::HardSigmoidKeras3;
+        l.gate_activation = Activation::HardSigmoidRelu6;
         l.cell_activation = Activation::Linear;
         let e = export_layer(Layout::Onnx, &l, 0, ForgetBias::Folded);
         let arrays: Arrays<f64> = e.arrays.into_iter().collect();

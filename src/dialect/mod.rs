@@ -290,8 +290,8 @@ pub fn activation(name: &str, keras_major: Option<u8>) -> Result<Activation, Dia
         ("sigmoid", _) => Activation::Sigmoid,
         ("relu", _) => Activation::Relu,
         ("linear", _) => Activation::Linear,
-        ("hard_sigmoid", Some(2)) => Activation::HardSigmoidKeras2,
-        ("hard_sigmoid", Some(3)) => Activation::HardSigmoidKeras3,
+        ("hard_sigmoid", Some(2)) => Activation::HardSigmoidLinear,
+        ("hard_sigmoid", Some(3)) => Activation::HardSigmoidRelu6,
         _ => {
             return Err(DialectError::Model(format!(
                 "unsupported activation {name:?} (supported: tanh, sigmoid, relu, linear{})",

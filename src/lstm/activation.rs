@@ -3,8 +3,8 @@
 use super::Real;
 
 /// An activation function, named by what it computes rather than by which
-/// framework spells it how: the two `hard_sigmoid`s of Keras 2 and Keras 3
-/// are different functions and get different variants.
+/// framework spells it how: two frameworks' `hard_sigmoid`s are different
+/// functions and get different variants (the dialects choose).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     /// `1 / (1 + exp(-x))`.
@@ -15,12 +15,12 @@ pub enum Activation {
     Relu,
     /// `x`.
     Linear,
-    /// Keras 2 (tf-keras) `hard_sigmoid`: `clip(0.2 * x + 0.5, 0, 1)`
-    /// (tf-keras `backend.py::hard_sigmoid`).
-    HardSigmoidKeras2,
-    /// Keras 3 `hard_sigmoid` on the TensorFlow backend: `relu6(x + 3) / 6`
-    /// (keras `backend/tensorflow/nn.py`).
-    HardSigmoidKeras3,
+    /// `clip(0.2 * x + 0.5, 0, 1)`, computed in that order: ONNX's
+    /// `HardSigmoid` with its default alpha 0.2 and beta 0.5.
+    HardSigmoidLinear,
+    /// `relu6(x + 3) / 6`, computed in that order: equal to
+    /// `clip(x / 6 + 0.5, 0, 1)` in exact arithmetic, rounded differently.
+    HardSigmoidRelu6,
 }
 
 impl Activation {
@@ -40,11 +40,11 @@ impl Activation {
                 }
             }
             Activation::Linear => x,
-            Activation::HardSigmoidKeras2 => {
+            Activation::HardSigmoidLinear => {
                 let y = x * T::from_f64_lossy(0.2) + T::from_f64_lossy(0.5);
                 y.max(zero).min(one)
             }
-            Activation::HardSigmoidKeras3 => {
+            Activation::HardSigmoidRelu6 => {
                 let six = T::from_f64_lossy(6.0);
                 (x + T::from_f64_lossy(3.0)).max(zero).min(six) / six
             }
