@@ -922,7 +922,9 @@ fn export_case<T: Real>(
         return Ok(entry);
     }
     for s in &steps {
-        let not_exported = layout::check_step(layout, s, forget_bias).err();
+        let not_exported = layout::check_step(layout, s, forget_bias)
+            .err()
+            .map(|e| e.to_string());
         entry.steps.push(IndexStep {
             name: s.name.clone(),
             dir: format!("{}/{}", case.id, s.name),

@@ -206,27 +206,51 @@ pub struct LayerExport<T> {
 // ---------------------------------------------------------------------------
 // What a layout can express.
 
+/// Why a layout cannot express a step.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CannotExpress {
+    /// The step reads an earlier step's results.
+    #[error(
+        "its inputs or initial state are computed from an earlier step's results \
+         (a Keras Sequential layer or a stateful call): it cannot be run on its own"
+    )]
+    DependsOnEarlierSteps,
+    /// `forget_bias` kept apart, in a layout without one.
+    #[error("layout {0} has no forget_bias option")]
+    NoForgetBias(Layout),
+    /// A layer option the layout lacks.
+    #[error("layer {layer}: {reason}")]
+    Layer {
+        /// The layer in the stack.
+        layer: usize,
+        /// The option and what the layout has instead.
+        reason: String,
+    },
+    /// A mask or masking rule the layout lacks.
+    #[error("{0}")]
+    Masking(String),
+    /// The reverse direction, in a layout that runs forward only.
+    #[error("{0} run forward only")]
+    ForwardOnly(&'static str),
+}
+
 /// Why `layout` cannot express `step`, or `Ok` when it can.
 ///
 /// # Errors
-/// The reason, one line, naming the layer and the option.
+/// A [`CannotExpress`] naming the layer and the option.
 pub fn check_step<T: Real>(
     layout: Layout,
     step: &Step<T>,
     forget_bias: ForgetBias,
-) -> Result<(), String> {
+) -> Result<(), CannotExpress> {
     if step.depends_on_earlier_steps {
-        return Err(
-            "its inputs or initial state are computed from an earlier step's results \
-             (a Keras Sequential layer or a stateful call): it cannot be run on its own"
-                .into(),
-        );
+        return Err(CannotExpress::DependsOnEarlierSteps);
     }
     if forget_bias == ForgetBias::Kept && !layout.has_forget_bias() {
-        return Err(format!("layout {layout} has no forget_bias option"));
+        return Err(CannotExpress::NoForgetBias(layout));
     }
     for (k, layer) in step.layers.iter().enumerate() {
-        check_layer(layout, layer).map_err(|e| format!("layer {k}: {e}"))?;
+        check_layer(layout, layer).map_err(|reason| CannotExpress::Layer { layer: k, reason })?;
     }
     if let Some(mask) = &step.mask {
         let lengths_only = matches!(
@@ -234,33 +258,33 @@ pub fn check_step<T: Real>(
             Layout::Onnx | Layout::OnnxLayout1 | Layout::Torch | Layout::Cudnn
         );
         if lengths_only && mask_lengths(mask).is_none() {
-            return Err(format!(
+            return Err(CannotExpress::Masking(format!(
                 "the mask is not a right-padded length mask; {layout} takes per-row sequence lengths only"
-            ));
+            )));
         }
         if matches!(layout, Layout::Block | Layout::BlockV2) {
-            return Err(
+            return Err(CannotExpress::Masking(
                 "the block ops have no per-row lengths or mask (seq_len_max is one number for the batch)"
                     .into(),
-            );
+            ));
         }
         // Keras masking repeats the previous output at a masked step; the
         // length-only layouts write zeros there. An adapter would have to
         // rewrite the runtime's outputs to match, which would no longer
         // judge the runtime: such steps are not exported.
         if step.masked_output == MaskedOutput::RepeatPrevious && lengths_only {
-            return Err(format!(
+            return Err(CannotExpress::Masking(format!(
                 "masked steps repeat the previous output here; {} writes zeros past a row's length",
                 match layout {
                     Layout::Torch => "PyTorch (pad_packed_sequence)",
                     Layout::Cudnn => "cuDNN (docs/semantics.md §9)",
                     _ => "the ONNX LSTM (its Y past sequence_lens)",
                 }
-            ));
+            )));
         }
     }
     if step.reverse && matches!(layout, Layout::Block | Layout::BlockV2) {
-        return Err("the block ops run forward only".into());
+        return Err(CannotExpress::ForwardOnly("the block ops"));
     }
     Ok(())
 }
