@@ -83,8 +83,10 @@ def main():
     else:
         import tf_keras as K
         version_info = {"tf_keras": K.__version__}
-    from lstm_record import keras_cases, keras_numpy, numpy_lstm
+    from lstm_record import keras_cases, keras_numpy
+    from lstm_record.case_writer import Case
     from lstm_record.keras_runner import KerasRunner
+    from lstm_record.numpy_lstm import compare
 
     determinism.configure_tensorflow(tf)
     started = time.time()
@@ -264,12 +266,13 @@ def main():
     # the case names the model's own variables
     paths = {key: source_paths[key] for key in paths}
     model_json = keras_cases.model_json(spec, paths, args.keras)
-    variables = {paths[k]: weights[k].astype(np.float64) for k in paths}
-    ours = keras_numpy.keras_outputs(model_json, variables, {"inputs": x.astype(np.float64)})
-    for key in ours:
-        rel = float(np.max(np.abs(ours[key] - out64[key]) / np.maximum(1.0, np.abs(out64[key])), initial=0.0))
-        if rel > numpy_lstm.FLOAT64_REL_TOL:
-            fail(f"{key}: the float64 NumPy model differs from Keras's float64 run by {rel:.3g} (rel)")
+    variables = {paths[k]: weights[k] for k in paths}
+    ours = keras_numpy.keras_outputs(model_json, {k: v.astype(np.float64) for k, v in variables.items()},
+                                     {"inputs": x.astype(np.float64)})
+    try:
+        compare(name, ours, {k: {"float32": out32[k], "float64": out64[k]} for k in out64}, "Keras")
+    except AssertionError as error:
+        fail(f"the float64 NumPy model disagrees with Keras: {error}")
 
     summary = keras_cases.describe(spec, args.keras, case["inputs"])[len(flavour) + 1:]
     case["description"] = f"{flavour} model '{loaded.name}' from {args.model.name}: {summary}"
@@ -282,7 +285,11 @@ def main():
     out_dir = args.out
     if (out_dir / name).exists():
         fail(f"{out_dir / name} exists")
-    write(case, model_json, paths, out32, out64, out_dir, versions)
+    provenance = {"script": SCRIPT, "generator": "keras-model", "notebook": None, "seed": None,
+                  "versions": versions, "notes": case["notes"]}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    Case(name, case["description"], "keras", model_json, provenance).arrays(
+        variables, case["inputs"], out32, out64).write(out_dir)
     keras_numpy.check_case(out_dir / name)
     print(f"record_keras_model: wrote {out_dir / name} ({flavour}, {len(recurrent)} recurrent layer(s), "
           f"{time.time() - started:.1f} s)")
@@ -295,21 +302,6 @@ class NoDraw:
         import numpy as np
 
         return np.ones(shape, dtype=np.float32)
-
-
-def write(case, model_json, paths, out32, out64, out_dir, versions):
-    from lstm_record.case_writer import Case
-
-    provenance = {"script": SCRIPT, "generator": "keras-model", "notebook": None, "seed": None,
-                  "versions": versions, "notes": case["notes"]}
-    writer = Case(case["name"], case["description"], "keras", model_json, provenance)
-    for key in sorted(paths, key=lambda k: paths[k]):
-        writer.variable(paths[key], case["weights"][key])
-    writer.input("inputs", case["inputs"]["inputs"])
-    for name in sorted(out32):
-        writer.expected(name, out32[name], out64[name])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    writer.write(out_dir)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 # tf-keras model (Bidirectional(LSTM), saved as .h5) in a temp folder, records both
 # with record_keras_model.py, and checks them with the Rust side:
 #     cargo run --release -q -- run --reference TMP/reference
+# or, with LSTM_PARITY_BIN set, with that lstm-parity binary:
+#     $LSTM_PARITY_BIN run --reference TMP/reference
 #
 #   scripts/test_record_keras_model.sh [PYTHON]
 #
@@ -71,5 +73,9 @@ for case in keras3_masked_lstm tfkeras_bidi_lstm; do
 done
 
 echo "test_record_keras_model: checking with lstm-parity" >&2
-cargo run --release -q -- run --reference "$tmp/reference"
+if [[ -n "${LSTM_PARITY_BIN:-}" ]]; then
+    "$LSTM_PARITY_BIN" run --reference "$tmp/reference"
+else
+    cargo run --release -q -- run --reference "$tmp/reference"
+fi
 echo "test_record_keras_model: OK" >&2

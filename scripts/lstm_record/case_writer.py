@@ -76,9 +76,9 @@ class Case:
         self.manifest["variables"][name] = {"file": file_name, "shape": list(array.shape)}
 
     def input(self, name, values):
-        """A float32 input (widened for the float64 run) or an int32 input such as sequence_length."""
+        """A float32 input (widened for the float64 run), an int32 input such as sequence_length or a bool mask."""
         values = np.asarray(values)
-        dtype = "int32" if values.dtype == np.int32 else "float32"
+        dtype = values.dtype.name if values.dtype in (np.int32, np.bool_) else "float32"
         array = _disk_array(values, dtype)
         file_name = self._add_file(f"{file_stem(name)}.npy", array)
         self.manifest["inputs"][name] = {"file": file_name, "shape": list(array.shape)}
@@ -95,6 +95,16 @@ class Case:
             "float32": self._add_file(f"{stem}.f32.npy", a32),
             "float64": self._add_file(f"{stem}.f64.npy", a64),
         }
+
+    def arrays(self, variables, inputs, out32, out64):
+        """Add the variables ({native name: float32}), the inputs and the outputs of both runs; return self."""
+        for name in sorted(variables):
+            self.variable(name, variables[name])
+        for name in sorted(inputs):
+            self.input(name, inputs[name])
+        for name in sorted(out32):
+            self.expected(name, out32[name], out64[name])
+        return self
 
     def extra_array(self, file_name, array, dtype):
         """A further array file (referenced from an extra manifest key)."""

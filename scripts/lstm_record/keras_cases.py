@@ -1,25 +1,24 @@
-"""Keras case specs shared by record_keras3.py (Keras 3) and record_tfkeras.py (tf-keras).
+"""The cases of the `keras3` (Keras 3) and `tfkeras` (tf-keras) suites, as data.
 
-Nothing here imports TensorFlow or Keras: specs are plain dicts (the layout is
-in lstm_record/keras_runner.py), weights and inputs are float32 NumPy arrays
-drawn from lstm_record.weights.Generator, so a case is fully determined by its
-seed. `record_case` runs a case with a KerasRunner in float32 and float64,
-re-checks it against the float64 NumPy model (lstm_record/keras_numpy.py) in
-memory, and writes it with lstm_record.case_writer.
+Nothing here imports TensorFlow or Keras (lstm_record/keras_runner.py runs the
+cases): specs are plain dicts (the layout is in keras_runner.py), weights and
+inputs are float32 NumPy arrays drawn from lstm_record.weights.Generator, so a
+case is fully determined by its seed. `suite_cases(version)` lists a suite:
 
-Case families (ids inside a suite):
+  nb002-*, rand-*   keras3 only: the notebook and hand-picked LSTM / RNN(StackedRNNCells) cases
   canary-<trap>     one trap each, checked to fail visibly under a NumPy model with that mistake
   quirk-<what>      a Keras behaviour that reference/README.md does not describe (recorded as Keras does it)
-  grid-NNN-<tags>   seeded random cases over every option (`grid_cases`)
+  grid-NNN-<tags>   seeded random cases over every option: LSTM / LSTMCell options, masks and
+                    Masking, RNN(StackedRNNCells) and RNN([cells]), Bidirectional (all merge
+                    modes, backward_layer), Sequential stacks, stateful, unroll, initial states,
+                    dropout at inference; tf-keras also implementation 1 and 2 and time_major
 """
 
 import copy
 
 import numpy as np
 
-from lstm_record import keras_numpy
-from lstm_record.case_writer import Case, file_stem
-from lstm_record.numpy_lstm import FLOAT64_REL_TOL
+from lstm_record.notebook_print import NOTEBOOK_INPUT_2x3x6
 from lstm_record.weights import Generator
 
 KERAS_NAME = {"3": "Keras 3", "2": "tf-keras"}
@@ -384,75 +383,88 @@ def new_case(name, generator, seed, spec, gen, x, *, scale=1.0, initial_state=Fa
             "description_extra": description_extra, "notes_base": base, "traps": traps or []}
 
 
-def add_mask_input(writer, name, values):
-    array = np.asarray(values)
-    if array.dtype != np.bool_:
-        raise TypeError(f"{name}: a mask must be bool")
-    file_name = writer.extra_array(f"{file_stem(name)}.npy", array, "bool")
-    writer.manifest["inputs"][name] = {"file": file_name, "shape": list(array.shape)}
+# ------------------------------------------------------------------ the keras3 suite's first cases
 
 
-def record_case(runner, case, suite_dir, versions, script):
-    """Run `case` in float32 and float64, check it against NumPy in memory, write it."""
-    out32, paths = runner.run(case, "float32")
-    out64, paths64 = runner.run(case, "float64")
-    if paths != paths64:
-        raise AssertionError(f"{case['name']}: float32 and float64 models name their variables differently")
-    version = runner.version
-    model = model_json(case["spec"], paths, version)
-    if "description" not in case:
-        case["description"] = describe(case["spec"], version, case["inputs"], case["description_extra"])
-    notes = case.get("notes") or notes_for(case["spec"], case["inputs"], case["notes_base"])
-    # in-memory re-check (the written suite is checked again from disk afterwards)
-    variables = {paths[k]: case["weights"][k].astype(np.float64) for k in paths}
-    inputs = {k: (v if v.dtype == np.bool_ else v.astype(np.float64)) for k, v in case["inputs"].items()}
-    ours = keras_numpy.keras_outputs(model, variables, inputs)
-    if set(ours) != set(out64):
-        raise AssertionError(f"{case['name']}: Keras outputs {sorted(out64)} vs NumPy {sorted(ours)}")
-    for name in ours:
-        rel = np.max(np.abs(ours[name] - out64[name]) / np.maximum(1.0, np.abs(out64[name])), initial=0.0)
-        if rel > FLOAT64_REL_TOL:
-            raise AssertionError(f"{case['name']}: {name}: NumPy float64 differs from Keras by {rel:.3g}")
-    if case["generator"] in ("grid", "canary", "quirk"):
-        largest = max(float(np.max(np.abs(v), initial=0.0)) for v in out64.values())
-        if largest > 100.0:
-            raise AssertionError(f"{case['name']}: outputs reach {largest:.3g}: tame the draw")
-    for label, traps, minimum in case["traps"]:
-        wrong = keras_numpy.keras_outputs(model, variables, inputs, traps)
-        distance = max(float(np.max(np.abs(wrong[n] - out64[n]), initial=0.0)) if n in wrong else np.inf
-                       for n in out64)
-        if not distance >= minimum:
-            raise AssertionError(f"{case['name']}: the trap '{label}' lands only {distance:.3g} away")
-        notes += f" Trap '{label}': a NumPy model making this mistake is {distance:.3g} away (max abs)."
-    provenance = {"script": script, "generator": case.get("generator", "notebook"), "notebook": case["notebook"],
-                  "seed": case["seed"], "versions": versions, "notes": notes}
-    writer = Case(case["name"], case["description"], "keras", model, provenance)
-    for key in sorted(paths, key=lambda k: paths[k]):
-        writer.variable(paths[key], case["weights"][key])
-    for name in sorted(case["inputs"]):
-        if case["inputs"][name].dtype == np.bool_:
-            add_mask_input(writer, name, case["inputs"][name])
+def keras3_first_cases():
+    """notebook-002's two models (nb002-*) and hand-picked random cases (rand-*) covering LSTM and
+    RNN(StackedRNNCells): weights drawn after the inputs, initial states after the weights."""
+    def first(name, generator, seed, spec, gen, x, description, notes, notebook=None, **kwargs):
+        case = new_case(name, generator, seed, spec, gen, x, **kwargs)
+        case.update(notebook=notebook, description=description, notes=notes + TRACE_NOTE)
+        return case
+
+    cases = [
+        first("nb002-lstm-one-step", "notebook", 120, rnn_layer("LSTM", [cell(4)], True, True), Generator(120),
+              np.asarray([[[3, 2, 2, 2, 2, 2]]], dtype=np.float32),
+              "notebook-002: LSTM(4, return_sequences=True, return_state=True) on the (1,1,6) input [[[3,2,2,2,2,2]]]",
+              "The notebook's `lstm.states = state` (zeros) only sets a Python attribute and has no "
+              "effect on the call: the initial state is Keras's zero state, so no initial_state "
+              "input is given. The notebook used the default initializers; here the weights are "
+              "seeded random (uniform [-0.5, 0.5], float32). ", notebook="notebook-002"),
+        first("nb002-stacked", "notebook", 121, rnn_layer("RNN", [cell(4), cell(5)], True, True), Generator(121),
+              np.asarray(NOTEBOOK_INPUT_2x3x6, dtype=np.float32),
+              "notebook-002: RNN(StackedRNNCells([LSTMCell(4), LSTMCell(5)]), return_sequences=True, "
+              "return_state=True) on the (2,3,6) input",
+              "Keras returns [output, [h0, c0], [h1, c1]] (the notebook unpacks this as output, "
+              "final_memory_state, final_carry_state, which are really layer 0's and layer 1's [h, c]). "
+              "Seeded random weights (uniform [-0.5, 0.5], float32). ", notebook="notebook-002"),
+    ]
+    relu, lin, hs = "relu", "linear", "hard_sigmoid"
+    table = [
+        # number, tag, layer, cells, return_sequences, return_state, go_backwards, (batch, time, input), options
+        (1, "lstm-seq-state", "LSTM", [cell(3)], True, True, False, (2, 4, 3), {}),
+        (2, "lstm-last", "LSTM", [cell(4)], False, False, False, (3, 5, 2), {}),
+        (3, "lstm-seq", "LSTM", [cell(2)], True, False, False, (2, 6, 4), {}),
+        (4, "lstm-last-state", "LSTM", [cell(5)], False, True, False, (1, 3, 3), {}),
+        (5, "lstm-back-seq-state", "LSTM", [cell(3)], True, True, True, (2, 5, 2), {}),
+        (6, "lstm-back-last-state-init", "LSTM", [cell(4)], False, True, True, (3, 4, 3), {"initial_state": True}),
+        (7, "lstm-seq-state-init", "LSTM", [cell(3)], True, True, False, (2, 3, 5), {"initial_state": True}),
+        (8, "lstm-act-relu", "LSTM", [cell(3, activation=relu)], True, True, False, (2, 5, 3), {}),
+        (9, "lstm-ract-hardsig-wide", "LSTM", [cell(4, recurrent_activation=hs)], True, True, False, (2, 6, 3),
+         {"input_range": 3.0, "scale": 2.0}),
+        (10, "lstm-act-linear", "LSTM", [cell(3, activation=lin)], True, True, False, (2, 4, 2), {}),
+        (11, "lstm-act-sigmoid-ract-tanh", "LSTM", [cell(3, activation="sigmoid", recurrent_activation="tanh")],
+         True, True, False, (2, 4, 3), {}),
+        (12, "lstm-nobias", "LSTM", [cell(4, use_bias=False)], True, True, False, (2, 5, 3), {}),
+        (13, "lstm-relu-hardsig-back-wide", "LSTM", [cell(3, activation=relu, recurrent_activation=hs)],
+         True, True, True, (3, 5, 2), {"input_range": 3.0, "scale": 2.0}),
+        (14, "lstm-big", "LSTM", [cell(32)], True, True, False, (8, 20, 32), {"scale": 0.5}),
+        (15, "lstm-tiny", "LSTM", [cell(1)], True, True, False, (1, 1, 1), {}),
+        (16, "lstm-ract-linear-init", "LSTM", [cell(2, recurrent_activation=lin)], True, True, False, (2, 3, 2),
+         {"initial_state": True}),
+        (17, "stack1", "RNN", [cell(4)], True, True, False, (2, 3, 3), {}),
+        (18, "stack2-back-init", "RNN", [cell(3), cell(6)], True, True, True, (2, 4, 2), {"initial_state": True}),
+        (19, "stack3-mixed", "RNN", [cell(2), cell(5, activation=relu, use_bias=False), cell(3, recurrent_activation=hs)],
+         True, True, False, (3, 5, 4), {}),
+        (20, "stack2-last", "RNN", [cell(4), cell(2)], False, False, False, (2, 5, 3), {}),
+        (21, "stack2-last-state-wide", "RNN", [cell(5), cell(3, activation=lin)], False, True, False, (2, 6, 3),
+         {"input_range": 3.0}),
+        (22, "stack3-back-last-state-init", "RNN", [cell(3), cell(2), cell(4)], False, True, True, (4, 3, 2),
+         {"initial_state": True}),
+    ]
+    for number, tag, layer, cells, sequences, state, backwards, (batch, steps, depth), options in table:
+        seed = 2000 + number
+        gen = Generator(seed)
+        bound = options.get("input_range", 1.0)
+        scale = options.get("scale", 1.0)
+        flags = [f"return_sequences={sequences}", f"return_state={state}"] + (["go_backwards=True"] if backwards else [])
+        cell_text = [f"{c['units']} units, {c['activation']}/{c['recurrent_activation']}"
+                     + ("" if c["use_bias"] else ", no bias") for c in cells]
+        if layer == "LSTM":
+            what = f"LSTM({cell_text[0]}, {', '.join(flags)})"
         else:
-            writer.input(name, case["inputs"][name])
-    for name in sorted(out32):
-        writer.expected(name, out32[name], out64[name])
-    writer.write(suite_dir)
-    return case
-
-
-def from_legacy(case):
-    """A record_keras3.py notebook/random case (cells indexed 0..n-1) as a spec-based case."""
-    cells = []
-    for index, c in enumerate(case["cells"]):
-        spec = cell(c["units"], c["activation"], c["recurrent_activation"], c["use_bias"])
-        spec["slot"] = str(index)
-        cells.append(spec)
-    spec = rnn_layer(case["layer"], cells, case["return_sequences"], case["return_state"], case["go_backwards"])
-    weights = {(str(index), role): value for (index, role), value in case["weights"].items()}
-    return {"name": case["name"], "generator": case.get("generator", "notebook"), "seed": case["seed"],
-            "notebook": case["notebook"], "spec": spec, "inputs": case["inputs"], "weights": weights,
-            "cell_specs": {c["slot"]: c for c in cells}, "description": case["description"],
-            "notes": case["notes"], "traps": []}
+            what = f"RNN(StackedRNNCells([{'; '.join(cell_text)}]), {', '.join(flags)})"
+        notes = (f"Seeded random case: weights uniform [-0.5, 0.5] * {scale}, inputs uniform "
+                 f"[-{bound}, {bound}] (float32), drawn with numpy default_rng({seed}). ")
+        if not state:
+            notes += "return_state=False: the layer returns no states, so only output and the trace are recorded. "
+        x = gen.uniform((batch, steps, depth), -bound, bound)
+        cases.append(first(f"rand-{number:03d}-{tag}", "random", seed,
+                           rnn_layer(layer, cells, sequences, state, backwards), gen, x,
+                           what + (" with initial_state" if options.get("initial_state") else ""), notes,
+                           scale=scale, initial_state=options.get("initial_state", False)))
+    return cases
 
 
 # ------------------------------------------------------------------ canaries
@@ -882,3 +894,10 @@ def grid_cases(version, count, seed_base):
         seen[family] = occurrence + 1
         cases.append(grid_case(number, version, seed_base + number, family, merge_mode, occurrence))
     return cases
+
+
+def suite_cases(version):
+    """Every case of the keras3 (version "3") or tfkeras ("2") suite, in recording order."""
+    seed_base = {"3": 31000, "2": 41000}[version]
+    return ((keras3_first_cases() if version == "3" else []) + canary_cases(version, seed_base)
+            + quirk_cases(version, seed_base + 1000) + grid_cases(version, 80, seed_base + 2000))

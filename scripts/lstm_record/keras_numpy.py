@@ -1,4 +1,4 @@
-"""A float64 NumPy re-implementation of the `keras` dialect, with every option.
+"""The float64 NumPy reference of the keras family: the `keras` dialect, with every option.
 
 It reads a case folder back from disk (case.json + .npy, as the Rust side
 will), recomputes every expected output in float64 from the stored float32

@@ -1,8 +1,10 @@
-"""Run a Keras case spec with Keras itself: Keras 3 (`keras`) or tf-keras (`tf_keras`).
+"""Run and record the Keras cases with Keras itself: Keras 3 (`keras`) or tf-keras (`tf_keras`).
 
 The caller imports its Keras (the two need different TF_USE_LEGACY_KERAS
 settings, so they live in different processes) and hands the module in:
 `KerasRunner(keras, tf, "3")` or `KerasRunner(tf_keras, tf, "2")`.
+`KerasRecorder` records the keras3 and tfkeras suites (recorder.py) with it;
+scripts/record_keras_model.py records a user's model with it.
 
 A case spec (lstm_record/keras_cases.py) describes the model in layer terms:
 
@@ -26,7 +28,12 @@ initial state; its output part is checked against the layer's output and its
 last step against the returned states.
 """
 
+import sys
+
 import numpy as np
+
+from lstm_record import keras_cases, keras_numpy, recorder
+from lstm_record.numpy_lstm import compare
 
 KERNEL_ROLES = ("kernel", "recurrent_kernel", "bias")
 
@@ -478,3 +485,71 @@ class KerasRunner:
                 if not np.array_equal(got, want):
                     raise AssertionError(f"{case['name']}: returned states differ from layer.states")
         return self.check_dtypes(named, dtype), paths
+
+
+class KerasRecorder(recorder.Recorder):
+    """The keras3 suite (Keras 3 on the TensorFlow backend) or the tfkeras suite (tf-keras 2 as tf.keras).
+
+    Every case is run twice, models built with dtype "float32" and "float64",
+    with the same float32-valued weights; it is re-checked against the float64
+    NumPy model (keras_numpy) in memory, then written, then re-checked from disk.
+    """
+
+    dialect = "keras"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--only", help="record only cases whose id contains this (development)")
+        parser.add_argument("--verbose", action="store_true", help="print each case id once recorded")
+
+    def __init__(self, suite, args):
+        super().__init__(suite, args)
+        K, tf = self.keras, self.tf
+        self.version = "2" if recorder.SUITES[suite][2] else "3"
+        if self.version == "3" and (not K.__version__.startswith("3.") or K.backend.backend() != "tensorflow"):
+            sys.exit(f"need Keras 3 on the TensorFlow backend, got {K.__version__} / {K.backend.backend()}")
+        if self.version == "2" and (not K.__version__.startswith("2.") or tf.keras.__name__.split(".")[0] != "tf_keras"):
+            sys.exit(f"need tf-keras 2.x as tf.keras (TF_USE_LEGACY_KERAS=1), got {K.__version__} / {tf.keras.__name__}")
+        self.runner = KerasRunner(K, tf, self.version)
+
+    def cases(self):
+        return keras_cases.suite_cases(self.version)
+
+    def record(self, case, suite_dir):
+        """Record one case; its "inexact": trace checks that agreed only within `close`."""
+        before = self.runner.inexact_trace_checks
+        out32, paths = self.runner.run(case, "float32")
+        out64, paths64 = self.runner.run(case, "float64")
+        if paths != paths64:
+            raise AssertionError(f"{case['name']}: float32 and float64 models name their variables differently")
+        model = keras_cases.model_json(case["spec"], paths, self.version)
+        if "description" not in case:
+            case["description"] = keras_cases.describe(case["spec"], self.version, case["inputs"],
+                                                       case["description_extra"])
+        notes = case.get("notes") or keras_cases.notes_for(case["spec"], case["inputs"], case["notes_base"])
+        variables = {paths[k]: case["weights"][k] for k in paths}
+        variables64 = {name: value.astype(np.float64) for name, value in variables.items()}
+        inputs = {k: (v if v.dtype == np.bool_ else v.astype(np.float64)) for k, v in case["inputs"].items()}
+        expected = {name: {"float32": out32[name], "float64": out64[name]} for name in out64}
+        compare(case["name"], keras_numpy.keras_outputs(model, variables64, inputs), expected, "Keras")
+        if case["generator"] in ("grid", "canary", "quirk"):
+            largest = max(float(np.max(np.abs(v), initial=0.0)) for v in out64.values())
+            if largest > 100.0:
+                raise AssertionError(f"{case['name']}: outputs reach {largest:.3g}: tame the draw")
+        for label, traps, minimum in case["traps"]:
+            wrong = keras_numpy.keras_outputs(model, variables64, inputs, traps)
+            distance = max(float(np.max(np.abs(wrong[n] - out64[n]), initial=0.0)) if n in wrong else np.inf
+                           for n in out64)
+            if not distance >= minimum:
+                raise AssertionError(f"{case['name']}: the trap '{label}' lands only {distance:.3g} away")
+            notes += f" Trap '{label}': a NumPy model making this mistake is {distance:.3g} away (max abs)."
+        self.writer(case, model, notes, variables, out32, out64).write(suite_dir)
+        return {"inexact": self.runner.inexact_trace_checks - before}
+
+    def check_suite(self, suite_dir):
+        keras_numpy.check_suite(suite_dir)
+
+    def summary(self, cases, results, seconds):
+        inexact = sum(result["inexact"] for result in results.values())
+        return [f"{self.suite}: recorded {len(cases)} cases in {seconds:.1f} s "
+                f"({inexact} trace checks agreed within 1e-6/1e-13 rather than exactly)"]

@@ -1,13 +1,19 @@
-"""Parse numbers that a seed notebook printed (NumPy reprs in the notebook text).
+"""What the seed notebooks (scripts/seeds/) give the cases: their shared input, and the
+numbers a notebook printed (NumPy reprs in the notebook text).
 
-Only complete rows are returned: a row counts when its closing `]` was printed,
-so a text cut off in the middle of an array yields the rows before the cut.
+Only complete printed rows are returned: a row counts when its closing `]` was
+printed, so a text cut off in the middle of an array yields the rows before the cut.
 """
 
 import re
 
 import numpy as np
 
+# The (2, 3, 6) input of notebooks 000-002 and 004.
+NOTEBOOK_INPUT_2x3x6 = [
+    [[1, 2, 3, 4, 3, 2], [1, 2, 1, 1, 1, 2], [1, 2, 2, 2, 2, 2]],
+    [[1, 2, 3, 4, 3, 2], [3, 2, 2, 1, 1, 2], [0, 0, 0, 0, 3, 2]],
+]
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 

@@ -1,11 +1,13 @@
-"""A float64 NumPy LSTM that re-checks every written case.
+"""The float64 NumPy reference of the tf1 and block families, and the re-check every suite shares.
 
 It reads a case folder back from disk (case.json + .npy, as the Rust side
 will), recomputes every expected output in float64 from the stored float32
 weights and inputs, and compares with the recorded float64 expectation. A
 mismatch means a recording mistake (a variable assigned to the wrong slot, a
 wrong trace fill, a wrong layout), not a framework quirk: the formulas here
-follow docs/semantics.md §3-§4 (TF1), §5 (block ops) and §6 (Keras).
+follow docs/semantics.md §3-§4 (TF1) and §5 (block ops); the keras family's
+reference is keras_numpy.py (§6), which uses `load_case`, `compare` and
+`check_suite` from here.
 
 It also checks TF's float32 run against its float64 run (a loose sanity bound).
 """
@@ -315,54 +317,6 @@ def block_expected(model, variables, inputs, trap=None):
     return result
 
 
-# ---------------------------------------------------------------- Keras
-
-
-def keras_expected(model, variables, inputs):
-    """All outputs of a keras case, in float64 (state order [h, c], gates i, f, c, o)."""
-    x = inputs["inputs"]
-    batch, steps = x.shape[0], x.shape[1]
-    cells = []
-    for index, spec in enumerate(model["cells"]):
-        names = spec["variables"]
-        expected_roles = {"kernel", "recurrent_kernel"} | ({"bias"} if spec["use_bias"] else set())
-        if set(names) != expected_roles:
-            raise AssertionError(f"keras variable roles {sorted(names)} != {sorted(expected_roles)}")
-        units = spec["units"]
-        bias = variables[names["bias"]] if spec["use_bias"] else np.zeros(4 * units)
-        h0 = inputs.get(f"initial_state/{index}/h", np.zeros((batch, units)))
-        c0 = inputs.get(f"initial_state/{index}/c", np.zeros((batch, units)))
-        cells.append({
-            "kernel": variables[names["kernel"]],
-            "recurrent": variables[names["recurrent_kernel"]],
-            "bias": bias,
-            "act": activation(spec["activation"], model["keras"]),
-            "rec_act": activation(spec["recurrent_activation"], model["keras"]),
-            "state": (h0, c0),
-        })
-    order = range(steps - 1, -1, -1) if model["go_backwards"] else range(steps)
-    outputs, trace = [], []
-    for t in order:
-        value = x[:, t]
-        for cell in cells:
-            h_prev, c_prev = cell["state"]
-            z = value @ cell["kernel"] + h_prev @ cell["recurrent"] + cell["bias"]
-            zi, zf, zc, zo = np.split(z, 4, axis=1)
-            c = cell["rec_act"](zf) * c_prev + cell["rec_act"](zi) * cell["act"](zc)
-            h = cell["rec_act"](zo) * cell["act"](c)
-            cell["state"] = (h, c)
-            value = h
-        outputs.append(value)
-        trace.append([cell["state"] for cell in cells])
-    result = {"output": np.stack(outputs, axis=1) if model["return_sequences"] else outputs[-1]}
-    for index, cell in enumerate(cells):
-        if model["return_state"]:
-            result[f"state/{index}/h"], result[f"state/{index}/c"] = cell["state"]
-        for k, name in ((0, "h"), (1, "c")):
-            result[f"trace/{index}/{name}"] = np.stack([step[index][k] for step in trace], axis=1)
-    return result
-
-
 # ---------------------------------------------------------------- checking
 
 
@@ -400,8 +354,6 @@ def check_case(case_dir):
     manifest, variables, inputs, expected = load_case(case_dir)
     if manifest["dialect"] == "tf1":
         ours = tf1_expected(manifest["model"], variables, inputs)
-    elif manifest["dialect"] == "keras":
-        ours = keras_expected(manifest["model"], variables, inputs)
     elif manifest["dialect"] == "block":
         ours = block_expected(manifest["model"], variables, inputs)
     else:

@@ -3,9 +3,9 @@
 Each case builds its own TF graphs with fixed seeds and one thread, so its
 result does not depend on the process that records it or on the order: the
 recording is the same with any number of jobs (`regenerate --check` holds it
-to that). Workers are spawned, not forked (TensorFlow is not fork-safe), and
-re-import the recorder script, which sets the environment before importing
-TensorFlow as in the parent.
+to that). Workers are spawned, not forked (TensorFlow is not fork-safe); the
+initializer (recorder.load) sets the environment before importing TensorFlow,
+as in the parent.
 """
 
 import concurrent.futures
@@ -22,7 +22,7 @@ def map_cases(function, names, jobs, initializer=None):
     """Yield (name, function(name)) in the order of `names`.
 
     `function` and `initializer` must be module-level functions (or partials of
-    them) of the recorder script. With `jobs <= 1` everything runs in this
+    them) of an importable module. With `jobs <= 1` everything runs in this
     process and `initializer` is not called (the caller has configured it).
     """
     if jobs <= 1:

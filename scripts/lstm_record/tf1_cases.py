@@ -1,6 +1,6 @@
 """The cases of the `tf1` suite, as data: TF1 cell specs, weights, inputs.
 
-No TensorFlow here (scripts/record_tf1.py runs the cases). A case is a dict:
+No TensorFlow here (lstm_record/tf1_runner.py runs the cases). A case is a dict:
 `name`, `api`, `cell` (and `cell_bw` for the bidirectional runners), `inputs`
 (float32 or int32 arrays under their native input names), `weights`
 ({(layer, role) or (direction, layer, role): float32 array}), `description`,
@@ -11,16 +11,14 @@ Sections: cell specs; hand-written cases (notebooks, rand-*); canaries (one per
 known trap); the seeded grid (grid-NNN-<tags>); previews with the NumPy LSTM.
 """
 
+import collections
+import functools
+
 import numpy as np
 
 from . import numpy_lstm, traps
-from .weights import Generator
-
-
-NOTEBOOK_INPUT_2x3x6 = [
-    [[1, 2, 3, 4, 3, 2], [1, 2, 1, 1, 1, 2], [1, 2, 2, 2, 2, 2]],
-    [[1, 2, 3, 4, 3, 2], [3, 2, 2, 1, 1, 2], [0, 0, 0, 0, 3, 2]],
-]
+from .notebook_print import NOTEBOOK_INPUT_2x3x6
+from .weights import Generator, assert_coverage, grid_size
 
 
 TRACE_NOTE = (
@@ -342,17 +340,11 @@ def random_cases():
         seed = 1000 + number
         gen = Generator(seed)
         low_high = options.get("input_range", 1.0)
-        if api == "cell_call":
-            shape = (batch, depth)
-        elif api == "dynamic_rnn" and not time_major:
-            shape = (batch, steps, depth)
-        else:
-            shape = (steps, batch, depth)
-        inputs = {"inputs": gen.uniform(shape, -low_high, low_high)}
+        inputs = {"inputs": gen.uniform(input_shape(api, time_major, batch, steps, depth), -low_high, low_high)}
         if "sequence_length" in options:
             inputs["sequence_length"] = np.asarray(options["sequence_length"], dtype=np.int32)
             assert len(inputs["sequence_length"]) == batch
-        what = {"cell_call": "one cell call", "dynamic_rnn": "dynamic_rnn", "static_rnn": "static_rnn"}[api]
+        what = API_WORDS[api]
         if api == "dynamic_rnn":
             what += ", time-major" if time_major else ", batch-major"
         extras = [k for k in ("sequence_length", "initial_state") if k in options]
@@ -377,17 +369,7 @@ def random_cases():
 # ------------------------------------------------------------------ canaries
 
 
-def wrong_tf1(model_change=None, inputs_change=None, variables_change=None, trap=None):
-    """A wrong-implementation variant for lstm_record.traps: mutate, then the NumPy LSTM."""
-    def wrong(model, variables, inputs):
-        if model_change:
-            model_change(model)
-        if inputs_change:
-            inputs_change(inputs)
-        if variables_change:
-            variables = variables_change(model, variables)
-        return numpy_lstm.tf1_expected(model, variables, inputs, trap)
-    return wrong
+wrong_tf1 = functools.partial(traps.wrong, numpy_lstm.tf1_expected)
 
 
 def each_cell(model):
@@ -520,16 +502,6 @@ API_TAGS = {"cell_call": "call", "dynamic_rnn": "dyn", "static_rnn": "static", "
             "static_bidirectional_rnn": "bistatic"}
 OPTION_TAG_ORDER = ("peep", "clip", "clip0", "clipwide", "proj", "projclip", "fb0", "fb05", "fb15", "fb25", "fbm1",
                     "sigmoid", "relu", "linear")
-
-
-def grid_size(pick):
-    """1-64, mostly small: 75% 1-6, 20% 7-16, 5% 17-64."""
-    r = pick.random()
-    if r < 0.75:
-        return int(pick.integers(1, 7))
-    if r < 0.95:
-        return int(pick.integers(7, 17))
-    return int(pick.integers(17, 65))
 
 
 def grid_layer(pick):
@@ -724,10 +696,10 @@ def numpy_preview(case):
 
 def grid_coverage(cases):
     """Counts per option over the grid (printed; the minimums are asserted)."""
-    counts = {}
+    counts = collections.Counter()
 
     def bump(key, n=1):
-        counts[key] = counts.get(key, 0) + n
+        counts[key] += n
 
     for case in cases:
         g = case["grid"]
@@ -764,10 +736,7 @@ def grid_coverage(cases):
                 "length 0 row": 10, "full length row": 10, "initial_state": 20, "time 0": 2, "time >= 30": 3,
                 "batch >= 12": 3, "input >= 48": 2, "units >= 48": 2, "projection feeding a next layer": 3,
                 "mixed MultiRNNCell": 5}
-    short = {k: (counts.get(k, 0), v) for k, v in minimums.items() if counts.get(k, 0) < v}
-    if short:
-        raise AssertionError(f"grid coverage below the minimum (count, minimum): {short}")
-    return counts
+    return assert_coverage(counts, minimums, "tf1")
 
 
 def describe_cell(cell):
@@ -808,10 +777,6 @@ def prepare_notebook(case):
 
 
 def all_cases():
-    """(every case in recording order, canaries, grid), built deterministically from the seeds."""
-    canaries, grid = canary_cases(), grid_cases()
-    cases = ([prepare_notebook(c) for c in notebook_cases()] + [prepare_random(c) for c in random_cases()]
-             + canaries + grid)
-    if len({c["name"] for c in cases}) != len(cases):
-        raise AssertionError("duplicate case names")
-    return cases, canaries, grid
+    """Every case in recording order, built deterministically from the seeds."""
+    return ([prepare_notebook(c) for c in notebook_cases()] + [prepare_random(c) for c in random_cases()]
+            + canary_cases() + grid_cases())

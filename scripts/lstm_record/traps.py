@@ -2,11 +2,12 @@
 
 A canary case guards one known trap (a gate order, forget_bias, a clip rule,
 sequence_length handling, ...). After the case is written, the recorder reads
-it back and recomputes it in float64 with named wrong implementations (a
-mutated model, permuted gate blocks, or a `trap=` of numpy_lstm). Each wrong
-result must differ from the recorded float64 expectation by at least
-`MIN_MARGIN` in some output, far above any tolerance (1e-5 and below), so a
-Rust implementation with that mistake visibly fails the case.
+it back and recomputes it in float64 with named wrong implementations (`wrong`:
+a mutated model or inputs, permuted gate blocks, or a `trap=` of the family's
+NumPy reference). Each wrong result must differ from the recorded float64
+expectation by at least `MIN_MARGIN` in some output, far above any tolerance
+(1e-5 and below), so a Rust implementation with that mistake visibly fails the
+case.
 
 Pure NumPy: no TensorFlow here.
 """
@@ -51,6 +52,20 @@ def assert_traps_bite(case_dir, variants, min_margin=MIN_MARGIN):
             raise AssertionError(f"{case_dir}: canary does not catch '{label}': "
                                  f"max |wrong - tf64| = {margins[label]:.3g} < {min_margin}")
     return margins
+
+
+def wrong(expected, model_change=None, inputs_change=None, variables_change=None, trap=None):
+    """A (model, variables, inputs) -> outputs variant: the changes applied, then the family's NumPy
+    `expected(model, variables, inputs, trap)` (numpy_lstm.tf1_expected or block_expected)."""
+    def variant(model, variables, inputs):
+        if model_change:
+            model_change(model)
+        if inputs_change:
+            inputs_change(inputs)
+        if variables_change:
+            variables = variables_change(model, variables)
+        return expected(model, variables, inputs, trap)
+    return variant
 
 
 def permute_blocks(array, order):

@@ -1,4 +1,4 @@
-"""Seeded generator for weights and inputs.
+"""Seeded generators of the cases: weights, inputs and the sizes a grid draws.
 
 All values are float32: a case stores them once as float32, the float32 run
 uses them as they are, and the float64 run widens them (exactly), so both runs
@@ -37,3 +37,21 @@ def assert_distinct_gates(values, gates):
         for b in range(a + 1, gates):
             if np.array_equal(blocks[a], blocks[b]):
                 raise AssertionError(f"gate blocks {a} and {b} are equal")
+
+
+def grid_size(pick):
+    """A size 1-64 from a grid case's option generator `pick`, mostly small: 75% 1-6, 20% 7-16, 5% 17-64."""
+    r = pick.random()
+    if r < 0.75:
+        return int(pick.integers(1, 7))
+    if r < 0.95:
+        return int(pick.integers(7, 17))
+    return int(pick.integers(17, 65))
+
+
+def assert_coverage(counts, minimums, suite):
+    """A grid's option counts, checked against the minimums it promises."""
+    short = {k: (counts.get(k, 0), v) for k, v in minimums.items() if counts.get(k, 0) < v}
+    if short:
+        raise AssertionError(f"{suite} grid coverage below the minimum (count, minimum): {short}")
+    return counts

@@ -1,0 +1,422 @@
+"""Run and record the tf1 cases (lstm_record/tf1_cases.py) with TensorFlow's TF1 cells.
+
+Imported after the environment is set (TF_USE_LEGACY_KERAS=1, see
+recorder.py): `tf.compat.v1.nn.rnn_cell.{BasicLSTMCell, LSTMCell, MultiRNNCell}`
+with a direct cell call, `tf.compat.v1.nn.dynamic_rnn`, `static_rnn`,
+`bidirectional_dynamic_rnn` or `static_bidirectional_rnn`, in graph mode.
+
+Every case is built twice, as a float32 graph and as a float64 graph, with the
+same float32-valued weights (widened exactly for float64). Weights are assigned
+to the real TF variables, found by name in `trainable_variables()`. Per-step
+states come from TF: the same cell objects are wrapped in `_TraceCell`, whose
+output is `[output, c0, h0, c1, h1, ...]`, and run through the same API with the
+variables reused (the wrapper adds no variable scope; the variable list is
+checked to be unchanged). Past a row's sequence_length TF zeroes that output,
+so there the trace is filled with TF's final state of the row (the carried
+state), as reference/README.md asks. The backward trace of a bidirectional
+runner is put into processing order (TF returns it re-reversed).
+"""
+
+import contextlib
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from lstm_record import SCRIPTS_DIR, determinism, numpy_lstm, recorder, traps
+from lstm_record.notebook_print import notebook003_printed
+from lstm_record.tf1_cases import (
+    BIDIRECTIONAL_APIS, all_cases, check_bites, grid_coverage, layer_specs, out_size, state_width)
+
+v1 = tf.compat.v1
+DIRECTIONS = (("fw", "cell"), ("bw", "cell_bw"))
+
+
+def make_tf_cell(spec):
+    if spec["class"] == "BasicLSTMCell":
+        return v1.nn.rnn_cell.BasicLSTMCell(spec["num_units"], forget_bias=spec["forget_bias"],
+                                            activation=spec["activation"])
+    return v1.nn.rnn_cell.LSTMCell(
+        spec["num_units"], forget_bias=spec["forget_bias"], activation=spec["activation"],
+        use_peepholes=spec["use_peepholes"], cell_clip=spec["cell_clip"], num_proj=spec["num_proj"],
+        proj_clip=spec["proj_clip"])
+
+
+class _TraceCell(v1.nn.rnn_cell.RNNCell):
+    """Pass-through wrapper: output = concat([cell output] + flattened state).
+
+    `__call__` is overridden so that no Layer scope is entered: the wrapped cell
+    is called exactly as the runner would call it, under the same variable scope.
+    """
+
+    def __init__(self, cell):
+        super().__init__()
+        self._cell = cell
+
+    @property
+    def state_size(self):
+        return self._cell.state_size
+
+    @property
+    def output_size(self):
+        return self._cell.output_size + sum(tf.nest.flatten(self._cell.state_size))
+
+    def zero_state(self, batch_size, dtype):
+        return self._cell.zero_state(batch_size, dtype)
+
+    def __call__(self, inputs, state, scope=None):
+        output, new_state = self._cell(inputs, state, scope=scope)
+        return tf.concat([output] + tf.nest.flatten(new_state), axis=1), new_state
+
+    def call(self, inputs, state):  # required by the base class; never reached
+        raise NotImplementedError
+
+
+def variable_role(variable, cell):
+    """'kernel', 'bias', 'w_f_diag', ... or 'projection/kernel' for a cell's variable."""
+    name = variable.name[: -len(":0")]
+    for role in ("projection/kernel", "kernel", "bias", "w_i_diag", "w_f_diag", "w_o_diag"):
+        if name.endswith("/" + role):
+            if role == "kernel" and name.endswith("/projection/kernel"):
+                continue
+            return role
+    raise AssertionError(f"unexpected variable {variable.name} in {cell}")
+
+
+def _placeholders(case, dtype):
+    feeds, ph = {}, {}
+    for name, value in case["inputs"].items():
+        ph_dtype = tf.int32 if value.dtype == np.int32 else dtype
+        ph[name] = v1.placeholder(ph_dtype, value.shape, name=name.replace("/", "_"))
+        feeds[ph[name]] = value if value.dtype == np.int32 else value.astype(dtype.as_numpy_dtype)
+    return ph, feeds
+
+
+def _variables(case, cells_by_prefix):
+    """({key prefix + (layer, role): native name}, {native name: variable}), checked against the case's weights."""
+    names = {}
+    for prefix, cells in cells_by_prefix:
+        for index, cell in enumerate(cells):
+            for variable in cell.trainable_weights:
+                names[(*prefix, index, variable_role(variable, cell))] = variable.name[: -len(":0")]
+    by_name = {v.name[: -len(":0")]: v for v in v1.trainable_variables()}
+    if set(by_name) != set(names.values()) or set(names) != set(case["weights"]):
+        raise AssertionError(f"{case['name']}: variables {sorted(by_name)} vs roles {sorted(names)}")
+    return names, by_name
+
+
+def _traced(case, run_api, tops):
+    """Run the API again on the trace-wrapped cells, reusing (never adding) variables."""
+    variables_before = [v.name for v in v1.trainable_variables()]
+    with v1.variable_scope(v1.get_variable_scope(), reuse=True):
+        trace_outputs, _ = run_api(*(_TraceCell(top) for top in tops))
+    if [v.name for v in v1.trainable_variables()] != variables_before:
+        raise AssertionError(f"{case['name']}: the trace wrapper created or renamed variables")
+    return trace_outputs
+
+
+def _run_session(graph, names, by_name, case, dtype, fetches, feeds):
+    """Assign every variable its case value in one session run, then fetch in a second.
+
+    One run for all assignments and one for the outputs (which also reads the
+    variables back to check them) keeps recording fast: each new fetch signature
+    costs the session a graph optimisation.
+    """
+    values = {native: case["weights"][key].astype(dtype.as_numpy_dtype) for key, native in names.items()}
+    assign_feeds, assigns = {}, []
+    for native, value in values.items():
+        placeholder = v1.placeholder(dtype, value.shape, name="assign_" + native.replace("/", "_"))
+        assign_feeds[placeholder] = value
+        assigns.append(v1.assign(by_name[native], placeholder))
+    assign = tf.group(*assigns)
+    with v1.Session(graph=graph, config=determinism.session_config(tf)) as session:
+        session.run(assign, feed_dict=assign_feeds)
+        result = session.run({"fetches": fetches, "variables": by_name}, feed_dict=feeds)
+    for native, value in values.items():
+        if not np.array_equal(result["variables"][native], value):
+            raise AssertionError(f"variable {native} does not hold its assigned value")
+    return result["fetches"]
+
+
+def run_tf(case, dtype):
+    """Build and run one case in `dtype`; return (outputs, {(layer, role): native name})."""
+    specs = layer_specs(case["cell"])
+    api = case["api"]
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.set_random_seed(0)
+        ph, feeds = _placeholders(case, dtype)
+        layer_cells = [make_tf_cell(spec) for spec in specs]
+        if case["cell"]["class"] == "MultiRNNCell":
+            top = v1.nn.rnn_cell.MultiRNNCell(layer_cells)
+        else:
+            top = layer_cells[0]
+        if case.get("unused_multi_rnn_cell"):
+            # notebook-000 as written: MultiRNNCell([LSTMCell(4), LSTMCell(4)]) is built but the
+            # last LSTMCell alone goes to dynamic_rnn (the MultiRNNCell is never called).
+            v1.nn.rnn_cell.MultiRNNCell([make_tf_cell(specs[0]), top])
+        initial = None
+        if "initial_state/0/c" in ph:
+            per_layer = [(ph[f"initial_state/{i}/c"], ph[f"initial_state/{i}/h"]) for i in range(len(specs))]
+            if case.get("initial_state_as_list"):
+                initial = [per_layer[0][0], per_layer[0][1]]  # notebook-003: [initial_ltm, initial_stm]
+            elif case.get("initial_state_as_tuple"):
+                initial = tuple(per_layer[0])  # notebook-000/1/4: state = (zeros, zeros)
+            else:
+                initial = tuple(v1.nn.rnn_cell.LSTMStateTuple(c, h) for c, h in per_layer)
+                if len(specs) == 1 and case["cell"]["class"] != "MultiRNNCell":
+                    initial = initial[0]
+        seq_len = ph.get("sequence_length")
+
+        def run_api(cell):
+            if api == "cell_call":
+                with v1.variable_scope(case["scope"]):
+                    return cell(ph["inputs"], initial)
+            if api == "dynamic_rnn":
+                return v1.nn.dynamic_rnn(cell, ph["inputs"], sequence_length=seq_len, initial_state=initial,
+                                         dtype=dtype, time_major=case["time_major"])
+            name_scope = case.get("name_scope")  # notebook-003 builds under name_scope('rec_layer')
+            with tf.name_scope(name_scope) if name_scope else contextlib.nullcontext():
+                outs, state = v1.nn.static_rnn(cell, tf.unstack(ph["inputs"]), initial_state=initial,
+                                               dtype=dtype, sequence_length=seq_len)
+            return tf.stack(outs), state
+
+        outputs, final_state = run_api(top)
+        fetches = {"outputs": outputs, "state": tf.nest.flatten(final_state)}  # state: [c0, h0, c1, h1, ...]
+        if api != "cell_call":
+            fetches["trace"] = _traced(case, run_api, [top])
+        names, by_name = _variables(case, [((), layer_cells)])
+        result = _run_session(graph, names, by_name, case, dtype, fetches, feeds)
+    return collect_outputs(case, result), names
+
+
+def _fill_traces(case, named, trace, lengths, specs, prefix="", reverse=False):
+    """Split the trace wrapper's batch-major states into {prefix}trace/<layer>/<c|h>.
+
+    `reverse`: the backward runner's trace, in input order, is put into processing order.
+    Past a row's length the trace holds TF's final state of the row (the carried state).
+    """
+    if reverse:
+        trace = trace.copy()
+        for row in range(trace.shape[0]):
+            trace[row, :lengths[row]] = trace[row, :lengths[row]][::-1]
+    offset = out_size(specs[-1])
+    for index, spec in enumerate(specs):
+        for name, size in (("c", spec["num_units"]), ("h", out_size(spec))):
+            per_step = trace[..., offset:offset + size].copy()
+            final = named[f"{prefix}state/{index}/{name}"]
+            for row in range(trace.shape[0]):
+                if lengths[row] > 0 and not np.array_equal(per_step[row, lengths[row] - 1], final[row]):
+                    raise AssertionError(f"{case['name']}: {prefix}trace at the last valid step != final state")
+                per_step[row, lengths[row]:] = final[row]  # carried state past the row's length
+            named[f"{prefix}trace/{index}/{name}"] = per_step
+            offset += size
+
+
+def _lengths(case, trace):
+    lengths = case["inputs"].get("sequence_length")
+    return np.full(trace.shape[0], trace.shape[1]) if lengths is None else lengths
+
+
+def _check_trace_output(case, trace, outputs, width, what=""):
+    if not np.array_equal(trace[..., :width], outputs):
+        raise AssertionError(f"{case['name']}: {what}trace wrapper output differs from the API's outputs")
+
+
+def collect_outputs(case, result):
+    """Turn raw fetches into the case's named outputs (batch-major traces, carried-state fill)."""
+    specs = layer_specs(case["cell"])
+    api, batch_major = case["api"], case["api"] == "dynamic_rnn" and not case["time_major"]
+    named = {}
+    finals = result["state"]
+    for index in range(len(specs)):
+        named[f"state/{index}/c"], named[f"state/{index}/h"] = finals[2 * index], finals[2 * index + 1]
+    if api == "cell_call":
+        named["output"] = result["outputs"]
+        for index in range(len(specs)):
+            for name in ("c", "h"):
+                named[f"trace/{index}/{name}"] = named[f"state/{index}/{name}"][:, None, :]
+        return named
+    named["outputs"] = result["outputs"]
+    trace = result["trace"] if batch_major else np.transpose(result["trace"], (1, 0, 2))
+    outputs_bm = result["outputs"] if batch_major else np.transpose(result["outputs"], (1, 0, 2))
+    _check_trace_output(case, trace, outputs_bm, out_size(specs[-1]))
+    _fill_traces(case, named, trace, _lengths(case, trace), specs)
+    return named
+
+
+def _initial_state(ph, prefix, cell):
+    """LSTMStateTuple (single cell) or tuple of them (MultiRNNCell) from placeholders, or None."""
+    specs = layer_specs(cell)
+    if f"{prefix}/0/c" not in ph:
+        return None
+    states = tuple(v1.nn.rnn_cell.LSTMStateTuple(ph[f"{prefix}/{i}/c"], ph[f"{prefix}/{i}/h"])
+                   for i in range(len(specs)))
+    return states if cell["class"] == "MultiRNNCell" else states[0]
+
+
+def run_tf_bidirectional(case, dtype):
+    """bidirectional_dynamic_rnn / static_bidirectional_rnn in `dtype`.
+
+    Returns (outputs, {(direction, layer, role): native name}).
+    """
+    api = case["api"]
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.set_random_seed(0)
+        ph, feeds = _placeholders(case, dtype)
+        cells, tops, initial = {}, {}, {}
+        for direction, key in DIRECTIONS:
+            cells[direction] = [make_tf_cell(spec) for spec in layer_specs(case[key])]
+            tops[direction] = (v1.nn.rnn_cell.MultiRNNCell(cells[direction])
+                               if case[key]["class"] == "MultiRNNCell" else cells[direction][0])
+            initial[direction] = _initial_state(ph, f"initial_state_{direction}", case[key])
+        seq_len = ph.get("sequence_length")
+
+        def run_api(cell_fw, cell_bw):
+            if api == "bidirectional_dynamic_rnn":
+                outputs, states = v1.nn.bidirectional_dynamic_rnn(
+                    cell_fw, cell_bw, ph["inputs"], sequence_length=seq_len, initial_state_fw=initial["fw"],
+                    initial_state_bw=initial["bw"], dtype=dtype, time_major=case["time_major"])
+                return list(outputs), states
+            outputs, state_fw, state_bw = v1.nn.static_bidirectional_rnn(
+                cell_fw, cell_bw, tf.unstack(ph["inputs"]), initial_state_fw=initial["fw"],
+                initial_state_bw=initial["bw"], dtype=dtype, sequence_length=seq_len)
+            return tf.stack(outputs), (state_fw, state_bw)
+
+        outputs, (state_fw, state_bw) = run_api(tops["fw"], tops["bw"])
+        fetches = {"outputs": outputs, "trace": _traced(case, run_api, [tops["fw"], tops["bw"]]),
+                   "fw_state": tf.nest.flatten(state_fw), "bw_state": tf.nest.flatten(state_bw)}
+        names, by_name = _variables(case, [((d,), cells[d]) for d, _ in DIRECTIONS])
+        result = _run_session(graph, names, by_name, case, dtype, fetches, feeds)
+    return collect_bidirectional(case, result), names
+
+
+def collect_bidirectional(case, result):
+    """Named outputs of a bidirectional case: batch-major traces, bw in processing order, carried fill."""
+    api = case["api"]
+    specs = {direction: layer_specs(case[key]) for direction, key in DIRECTIONS}
+    width = {direction: out_size(specs[direction][-1]) for direction in specs}
+    batch_major = api == "bidirectional_dynamic_rnn" and not case["time_major"]
+
+    def to_batch_major(array):
+        return array if batch_major else np.transpose(array, (1, 0, 2))
+
+    named = {}
+    for direction in ("fw", "bw"):
+        finals = result[f"{direction}_state"]
+        for index in range(len(specs[direction])):
+            named[f"{direction}/state/{index}/c"] = finals[2 * index]
+            named[f"{direction}/state/{index}/h"] = finals[2 * index + 1]
+    if api == "bidirectional_dynamic_rnn":
+        named["outputs_fw"], named["outputs_bw"] = result["outputs"]
+        outs = {"fw": to_batch_major(result["outputs"][0]), "bw": to_batch_major(result["outputs"][1])}
+        traces = {"fw": to_batch_major(result["trace"][0]), "bw": to_batch_major(result["trace"][1])}
+    else:
+        named["outputs"] = result["outputs"]
+        outs_bm, trace_bm = to_batch_major(result["outputs"]), to_batch_major(result["trace"])
+        outs = {"fw": outs_bm[..., :width["fw"]], "bw": outs_bm[..., width["fw"]:]}
+        split = width["fw"] + state_width(case["cell"])
+        traces = {"fw": trace_bm[..., :split], "bw": trace_bm[..., split:]}
+    lengths = _lengths(case, traces["fw"])
+    for direction in ("fw", "bw"):
+        _check_trace_output(case, traces[direction], outs[direction], width[direction], f"{direction} ")
+        _fill_traces(case, named, traces[direction], lengths, specs[direction], f"{direction}/", direction == "bw")
+    return named
+
+
+def model_json(case, names):
+    """The case.json model: the case's cell specs, each with its variables' native names."""
+    def cell_json(cell, prefix):
+        def one(index, spec):
+            entry = dict(spec)
+            entry["variables"] = {key[-1]: native for key, native in names.items() if key[:-1] == (*prefix, index)}
+            return entry
+        if cell["class"] == "MultiRNNCell":
+            return {"class": "MultiRNNCell", "cells": [one(i, s) for i, s in enumerate(cell["cells"])]}
+        return one(0, cell)
+
+    bidirectional = case["api"] in BIDIRECTIONAL_APIS
+    model = {"api": case["api"], "cell": cell_json(case["cell"], ("fw",) if bidirectional else ())}
+    if bidirectional:
+        model["cell_bw"] = cell_json(case["cell_bw"], ("bw",))
+    if case["api"] in ("dynamic_rnn", "bidirectional_dynamic_rnn"):
+        model["time_major"] = case["time_major"]
+    return model
+
+
+def check_clip(case, out64):
+    """A case that is meant to exercise a clip must actually hit it."""
+    which = case.get("clip_bites")
+    if which is None:
+        return
+    spec = layer_specs(case["cell"])[0]
+    limit, name = (spec["cell_clip"], "c") if which == "cell" else (spec["proj_clip"], "h")
+    reached = np.max(np.abs(out64[f"trace/0/{name}"]))
+    if reached != limit:
+        raise AssertionError(f"{case['name']}: {which} clip {limit} never bites (max |{name}| = {reached})")
+
+
+def notebook003_section(writer, printed, out32):
+    """Save the numbers notebook-003 printed and assert the float32 recording reproduces them."""
+    recorded = {"state/0/c": out32["state/0/c"], "state/0/h": out32["state/0/h"],
+                "outputs[0]": out32["outputs"][0]}
+    section, worst = {}, 0.0
+    for key, (values, decimals) in printed.items():
+        ours = recorded[key][: values.shape[0]].astype(np.float64)
+        diff = float(np.max(np.abs(ours - values)))
+        worst = max(worst, diff)
+        # The same rule as tests/notebooks.rs: print rounding plus the float32
+        # floor of the default tolerance (8 float32 epsilons, scaled).
+        limit = 0.5 * 10.0 ** -decimals + 8 * float(np.finfo(np.float32).eps) * max(1.0, float(np.max(np.abs(values))))
+        if diff > limit:
+            raise AssertionError(f"nb003: {key} differs from the notebook's printed TF values by {diff:.3g} > {limit:.3g}")
+        stem = key.replace("/", ".").replace("[", ".").replace("]", "")
+        file_name = writer.extra_array(f"printed.{stem}.npy", values, "float64")
+        section[key] = {"file": file_name, "shape": list(values.shape), "decimals": decimals}
+    print(f"nb003: max |float32 recording - notebook's printed TF values| = {worst:.3g} "
+          f"({sum(v.size for v, _ in printed.values())} numbers)")
+    return section
+
+
+class Tf1Recorder(recorder.Recorder):
+    dialect = "tf1"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--seeds", type=pathlib.Path, default=SCRIPTS_DIR / "seeds",
+                            help="folder with the seed notebooks (default scripts/seeds)")
+
+    def cases(self):
+        cases = all_cases()
+        self.coverage = grid_coverage([case for case in cases if case.get("generator") == "grid"])
+        return cases
+
+    def record(self, case, suite_dir):
+        """Record one case; its "margins": {variant: max |wrong - tf64|} of a canary."""
+        run = run_tf_bidirectional if case["api"] in BIDIRECTIONAL_APIS else run_tf
+        out32, names = run(case, tf.float32)
+        out64, names64 = run(case, tf.float64)
+        assert names == names64, "float32 and float64 graphs name their variables differently"
+        check_clip(case, out64)
+        check_bites(case, out64)
+        if case.get("generator") in ("canary", "grid"):
+            worst = max((float(np.max(np.abs(v), initial=0.0)) for v in out64.values()), default=0.0)
+            if not worst < 1e3:
+                raise AssertionError(f"{case['name']}: outputs reach {worst:.3g}; keep the grid's values moderate")
+        variables = {names[key]: case["weights"][key] for key in names}
+        writer = self.writer(case, model_json(case, names), case["notes"], variables, out32, out64)
+        if case["name"] == "nb003-numpy-vs-static-rnn":
+            printed = notebook003_printed((self.args.seeds / "notebook-003.txt").read_text(encoding="utf-8"))
+            writer.manifest["notebook_printed"] = notebook003_section(writer, printed, out32)
+        case_dir = writer.write(suite_dir)
+        return {"margins": traps.assert_traps_bite(case_dir, case["traps"]) if case.get("traps") else {}}
+
+    def check_suite(self, suite_dir):
+        numpy_lstm.check_suite(suite_dir)
+
+    def summary(self, cases, results, seconds):
+        counts = {kind: sum(case.get("generator") == kind for case in cases) for kind in ("canary", "grid")}
+        return ["tf1 grid coverage: " + ", ".join(f"{k} {v}" for k, v in sorted(self.coverage.items())),
+                f"tf1: recorded {len(cases)} cases ({counts['canary']} canaries, {counts['grid']} grid) "
+                f"in {seconds:.1f} s"]
