@@ -67,7 +67,7 @@ enum Command {
     Run {
         /// Case id filters: globs (`tf1/*`) or substrings (`nb003`). All cases when none.
         filter: Vec<String>,
-        /// The reference folder.
+        /// The reference folder [default: $LSTM_PARITY_REFERENCE, else ./reference, else the crate's own]
         #[arg(long)]
         reference: Option<PathBuf>,
         /// Tolerance level for every case (default: each case's own): default, exact, abs:A, rel:R, ulp:N.
@@ -121,7 +121,7 @@ enum Command {
     List {
         /// Case id filters, as for `run`.
         filter: Vec<String>,
-        /// The reference folder.
+        /// The reference folder [default: $LSTM_PARITY_REFERENCE, else ./reference, else the crate's own]
         #[arg(long)]
         reference: Option<PathBuf>,
         #[command(flatten)]
@@ -137,7 +137,7 @@ enum Command {
         out: PathBuf,
         /// Case id filters, as for `run`.
         filter: Vec<String>,
-        /// The reference folder.
+        /// The reference folder [default: $LSTM_PARITY_REFERENCE, else ./reference, else the crate's own]
         #[arg(long)]
         reference: Option<PathBuf>,
         /// The dtype of every float array.
@@ -157,7 +157,7 @@ enum Command {
         /// The export folder (default: the one outputs.json names).
         #[arg(long)]
         export: Option<PathBuf>,
-        /// The reference folder the export was made from.
+        /// The reference folder the export was made from [default: $LSTM_PARITY_REFERENCE, else ./reference, else the crate's own]
         #[arg(long)]
         reference: Option<PathBuf>,
         /// Cases expected to fail, with reasons (TOML or JSON).
@@ -238,16 +238,10 @@ impl DtypeArg {
     }
 }
 
-/// `./reference` when it exists, else the one beside this crate's sources.
+/// The reference folder: `--reference`, else the library's rule
+/// ([`conformance::suite::reference_root`]).
 fn reference_root(given: Option<PathBuf>) -> PathBuf {
-    given.unwrap_or_else(|| {
-        let here = PathBuf::from("reference");
-        if here.is_dir() {
-            here
-        } else {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference")
-        }
-    })
+    conformance::suite::reference_root(given.as_deref())
 }
 
 fn main() -> ExitCode {

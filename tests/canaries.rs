@@ -7,7 +7,6 @@
 //! what an external implementation plugs into: each takes the canonical
 //! step the dialect asks for, makes one known mistake, and computes.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -116,7 +115,7 @@ const CANARIES: &[(&str, &[Mistake])] = &[
 ];
 
 fn canary_cases() -> Vec<Case> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference");
+    let root = conformance::suite::reference_root(None);
     let selection = conformance::select(&root, &Filter::new(&["*/canary-*"]).unwrap()).unwrap();
     assert!(selection.errors.is_empty(), "{:?}", selection.errors);
     selection.cases

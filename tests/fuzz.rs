@@ -13,7 +13,7 @@ use lstm_parity::conformance::{npy, Case};
 use proptest::prelude::*;
 
 fn reference() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference")
+    lstm_parity::conformance::suite::reference_root(None)
 }
 
 const CASE: &str = "tf1/nb001-stacked";

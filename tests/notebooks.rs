@@ -12,7 +12,7 @@ use lstm_parity::conformance::{self, Case, Dtype, Filter, Tolerance};
 use ndarray::{ArrayD, Axis};
 
 fn reference_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference")
+    lstm_parity::conformance::suite::reference_root(None)
 }
 
 fn notebook_cases() -> Vec<Case> {

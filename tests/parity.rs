@@ -4,16 +4,12 @@
 //! `cargo test --test parity -- tf1/` runs the TF1 cases only. A failure
 //! prints the output, worst index, both values and the first diverging step.
 
-use std::path::PathBuf;
-
 use libtest_mimic::{Arguments, Failed, Trial};
 use lstm_parity::conformance::{self, report, Case, Dtype, Filter};
 
 fn main() {
     let args = Arguments::from_args();
-    let root = std::env::var_os("LSTM_PARITY_REFERENCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference"));
+    let root = conformance::suite::reference_root(None);
     let selection = conformance::select(&root, &Filter::new::<&str>(&[]).expect("empty filter"))
         .unwrap_or_else(|e| panic!("cannot list the reference cases: {e}"));
     let mut trials = Vec::new();

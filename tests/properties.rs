@@ -558,7 +558,7 @@ proptest! {
 #[test]
 fn bidirectional_is_forward_concat_reversed_backward() {
     use lstm_parity::conformance::{self, Filter};
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference");
+    let root = lstm_parity::conformance::suite::reference_root(None);
     let cases = conformance::select(&root, &Filter::new::<&str>(&[]).unwrap())
         .unwrap()
         .cases;

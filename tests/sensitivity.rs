@@ -2,8 +2,6 @@
 //! case makes that case fail, with a report naming the output and the
 //! index (and, for per-step states, the step).
 
-use std::path::PathBuf;
-
 use lstm_parity::conformance::compare::resolve;
 use lstm_parity::conformance::tolerance::Bound;
 use lstm_parity::conformance::{self, report, Case, Dtype, Filter, Tolerance};
@@ -13,7 +11,7 @@ use ndarray::{ArrayD, Dimension};
 const CHANGE_IN_BOUNDS: f64 = 1000.0;
 
 fn cases() -> Vec<Case> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference");
+    let root = lstm_parity::conformance::suite::reference_root(None);
     let selection = conformance::select(&root, &Filter::new::<&str>(&[]).unwrap()).unwrap();
     assert!(selection.errors.is_empty());
     selection.cases

@@ -271,3 +271,25 @@ impl ModelFilter {
                 .is_none_or(|o| summary.contains(o.as_str()))
     }
 }
+
+/// The environment variable naming the reference folder, for the CLI and
+/// the test harnesses alike.
+pub const REFERENCE_ENV: &str = "LSTM_PARITY_REFERENCE";
+
+/// The reference folder, by one rule everywhere: the folder `given`
+/// (`--reference`), else `$LSTM_PARITY_REFERENCE`, else `./reference`
+/// when it exists, else the one beside this crate's sources.
+pub fn reference_root(given: Option<&Path>) -> PathBuf {
+    if let Some(dir) = given {
+        return dir.to_path_buf();
+    }
+    if let Some(dir) = std::env::var_os(REFERENCE_ENV).filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let here = PathBuf::from("reference");
+    if here.is_dir() {
+        here
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference")
+    }
+}

@@ -20,7 +20,7 @@ use ndarray::{ArrayD, Dimension, IxDyn};
 use serde_json::{json, Value};
 
 pub fn reference() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference")
+    lstm_parity::conformance::suite::reference_root(None)
 }
 
 /// A reference root holding a copy of one recorded case, to break.
