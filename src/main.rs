@@ -15,7 +15,7 @@ use lstm_parity::bench::{self, Repeats, Shape};
 use lstm_parity::conformance::expectations::Expectations;
 use lstm_parity::conformance::gate::{self, CheckOptions, ExportOptions, SelectedBy};
 use lstm_parity::conformance::report::{self, Report};
-use lstm_parity::conformance::{self, delta, junit, Dtype, Tolerance};
+use lstm_parity::conformance::{self, delta, Dtype, Tolerance};
 use lstm_parity::dialect::layout::{ForgetBias, Layout};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
@@ -452,19 +452,6 @@ fn load_expectations(path: Option<&Path>) -> Result<Option<Expectations>, u8> {
     })
 }
 
-fn render(report: &Report, format: Format, name: &str) -> String {
-    match format {
-        Format::Table => report::table(report),
-        Format::Json => {
-            let mut s =
-                serde_json::to_string_pretty(&report::json(report)).expect("report serializes");
-            s.push('\n');
-            s
-        }
-        Format::Junit => junit::junit(report, name),
-    }
-}
-
 /// Print the report, write it to `file` if asked (never over one of the
 /// command's inputs), and return the exit code.
 fn finish(
@@ -474,16 +461,15 @@ fn finish(
     name: &str,
     inputs: (&[&Path], &[&Path]),
 ) -> u8 {
-    out!("{}", render(report, format, name));
+    let format = match format {
+        Format::Table => report::Format::Table,
+        Format::Json => report::Format::Json,
+        Format::Junit => report::Format::Junit,
+    };
+    out!("{}", report::render(report, format, name));
     // `-`: standard output, where the report (in --format) just went.
     if let Some(path) = file.filter(|p| p.as_os_str() != "-") {
-        let as_format = match path.extension().and_then(|e| e.to_str()) {
-            Some("xml") => Format::Junit,
-            Some("json") => Format::Json,
-            _ => Format::Table,
-        };
-        let text = render(report, as_format, name);
-        if let Err(e) = conformance::fsio::write_report(path, text.as_bytes(), inputs.0, inputs.1) {
+        if let Err(e) = report::write(report, path, name, inputs.0, inputs.1) {
             eprintln!("error: {e}");
             return 2;
         }
@@ -510,35 +496,23 @@ fn run(
         Ok(e) => e,
         Err(code) => return code,
     };
-    let selection = match select(&root, filter, model) {
-        Ok(s) => s,
+    let dtypes: Vec<Dtype> = match dtype {
+        None => Dtype::ALL.to_vec(),
+        Some(d) => vec![d.dtype()],
+    };
+    let report = match conformance::check::run_request(&conformance::check::RunRequest {
+        root: &root,
+        selected_by: &selected_by(filter, model),
+        dtypes: &dtypes,
+        tolerance,
+        expectations: expectations.as_ref(),
+    }) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    if selection.cases.is_empty() && selection.errors.is_empty() {
-        eprintln!("error: no case in {} matches {:?}", root.display(), filter);
-        return 2;
-    }
-    let dtypes: Vec<Dtype> = match dtype {
-        None => Dtype::ALL.to_vec(),
-        Some(d) => vec![d.dtype()],
-    };
-    let runs = conformance::run_all(&selection.cases, &dtypes, tolerance);
-    let mut report = Report::new(runs, &selection.errors);
-    report.tolerance = tolerance.map(ToString::to_string);
-    if let Some(list) = &expectations {
-        report.expectation_errors = list.apply(&mut report.runs, None, &[]);
-        // The Rust LSTM is held to each case's own level: a level stated
-        // for an implementation has no place in `run`.
-        report.expectation_errors.extend(list.tolerances.iter().map(|t| {
-            format!(
-                "the tolerance {:?} stated for {:?} applies to `check` (an implementation's outputs), not to `run`: remove it from this list",
-                t.level, t.case
-            )
-        }));
-    }
     let files: Vec<&Path> = expectations_path.into_iter().collect();
     finish(
         &report,

@@ -397,3 +397,65 @@ pub fn run_all(cases: &[Case], dtypes: &[Dtype], tolerance: Option<&Tolerance>) 
         .flat_map(|case| dtypes.iter().map(move |&d| run_case(case, d, tolerance)))
         .collect()
 }
+
+/// What `lstm-parity run` asks for: the Rust LSTM on the selected cases.
+#[derive(Clone, Copy, Debug)]
+pub struct RunRequest<'a> {
+    /// The reference folder.
+    pub root: &'a Path,
+    /// Which cases.
+    pub selected_by: &'a super::gate::SelectedBy,
+    /// Which dtypes.
+    pub dtypes: &'a [Dtype],
+    /// A level for every case (default: each case's own).
+    pub tolerance: Option<&'a Tolerance>,
+    /// Cases expected to fail.
+    pub expectations: Option<&'a super::expectations::Expectations>,
+}
+
+/// A request that selects nothing: the message names the folder and the
+/// selection.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The folder or a filter is bad.
+    #[error("{0}")]
+    Suite(#[from] SuiteError),
+    /// No case matches.
+    #[error("no case in {} is selected ({selection})", root.display())]
+    NothingSelected {
+        /// The reference folder.
+        root: std::path::PathBuf,
+        /// The selection, as the report names it.
+        selection: String,
+    },
+}
+
+/// Run the Rust LSTM on the request's cases: the report, with the
+/// expectations applied (a stated tolerance is reported as misplaced: the
+/// Rust LSTM is held to every case's own level).
+///
+/// # Errors
+/// A [`RunError`]: the folder or a filter is bad, or nothing is selected.
+pub fn run_request(request: &RunRequest) -> Result<super::report::Report, RunError> {
+    let selection = request.selected_by.select(request.root)?;
+    if selection.cases.is_empty() && selection.errors.is_empty() {
+        return Err(RunError::NothingSelected {
+            root: request.root.to_path_buf(),
+            selection: request.selected_by.to_string(),
+        });
+    }
+    let runs = run_all(&selection.cases, request.dtypes, request.tolerance);
+    let mut report = super::report::Report::new(runs, &selection.errors);
+    report.tolerance = request.tolerance.map(ToString::to_string);
+    if let Some(list) = request.expectations {
+        report.expectation_errors = list.apply(&mut report.runs, None, &[]);
+        report.expectation_errors.extend(list.tolerances.iter().map(|t| {
+            format!(
+                "the tolerance {:?} stated for {:?} applies to `check` (an implementation's outputs), not to `run`: remove it from this list",
+                t.level, t.case
+            )
+        }));
+    }
+    Ok(report)
+}
+

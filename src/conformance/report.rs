@@ -458,3 +458,57 @@ pub fn json(report: &Report) -> serde_json::Value {
         "expectation_errors": report.expectation_errors,
     })
 }
+
+/// The formats a report is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The human table ([`table`]).
+    Table,
+    /// JSON ([`json`]).
+    Json,
+    /// JUnit XML ([`super::junit::junit`]).
+    Junit,
+}
+
+impl Format {
+    /// The format a report file's name asks for: `.xml` JUnit, `.json`
+    /// JSON, anything else the table.
+    pub fn of_path(path: &std::path::Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("xml") => Format::Junit,
+            Some("json") => Format::Json,
+            _ => Format::Table,
+        }
+    }
+}
+
+/// `report` as text in `format`; `name` names the JUnit test suite.
+pub fn render(report: &Report, format: Format, name: &str) -> String {
+    match format {
+        Format::Table => table(report),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&json(report)).expect("report serializes");
+            s.push('\n');
+            s
+        }
+        Format::Junit => super::junit::junit(report, name),
+    }
+}
+
+/// Write `report` to `path` in the format its name asks for
+/// ([`Format::of_path`]), atomically, never over one of the command's
+/// inputs (`input_files`, or a file inside `input_dirs`).
+///
+/// # Errors
+/// The message naming the file.
+pub fn write(
+    report: &Report,
+    path: &std::path::Path,
+    name: &str,
+    input_files: &[&std::path::Path],
+    input_dirs: &[&std::path::Path],
+) -> Result<(), String> {
+    let text = render(report, Format::of_path(path), name);
+    super::fsio::write_report(path, text.as_bytes(), input_files, input_dirs)
+}
+
