@@ -40,6 +40,23 @@ def read_export(argv, layouts):
     return export_dir, out_dir, index
 
 
+class StepFolder:
+    """One exported step's folder: its `step.json` (`spec`), name, folder
+    relative to the export (`rel`), direction, and its arrays (`array`).
+    Each adapter's step class adds what its implementation needs."""
+
+    def __init__(self, export_dir, entry):
+        self.name = entry["name"]
+        self.rel = entry["dir"]
+        self.dir = os.path.join(export_dir, entry["dir"])
+        self.spec = load_json(os.path.join(self.dir, "step.json"))
+        self.reverse = self.spec["direction"] == "reverse"
+
+    def array(self, ref):
+        """The array a file reference of the step names."""
+        return np.load(os.path.join(self.dir, ref["file"]))
+
+
 def layer_arrays(spec, k, layer, array):
     """Layer `k` of a step's `spec`: its weights by name, and its initial
     (h, c) or None; `array` reads one file reference of the step."""

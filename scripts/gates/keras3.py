@@ -51,7 +51,7 @@ import sys
 import time
 from importlib.metadata import version
 
-from gate_io import fail, layer_arrays, load_json, read_export, run_export
+from gate_io import StepFolder, fail, layer_arrays, read_export, run_export
 
 # This folder holds torch.py, the PyTorch adapter: it leaves the import path
 # before Keras imports the real torch.
@@ -64,16 +64,13 @@ BACKENDS = ("jax", "torch")
 keras = None  # imported by main() once the backend is chosen
 
 
-class StepData:
+class StepData(StepFolder):
     """One exported step, read from its folder, batch-major."""
 
     def __init__(self, export_dir, entry):
-        self.name = entry["name"]
-        self.rel = entry["dir"]
-        self.dir = os.path.join(export_dir, entry["dir"])
-        self.spec = s = load_json(os.path.join(self.dir, "step.json"))
+        super().__init__(export_dir, entry)
+        s = self.spec
         self.time_major = s["time_major"]
-        self.reverse = s["direction"] == "reverse"
         self.masked_output = s["masked_output"]
         x = self.array(s["inputs"]["x"])
         self.x = x.swapaxes(0, 1) if self.time_major else x  # [N, T, I], input time order
@@ -85,9 +82,6 @@ class StepData:
         for k, layer in enumerate(s["layers"]):
             w, init = layer_arrays(s, k, layer, self.array)
             self.layers.append({"options": layer["options"], "weights": w, "initial": init})
-
-    def array(self, ref):
-        return np.load(os.path.join(self.dir, ref["file"]))
 
 
 def keras2_hard_sigmoid(x):

@@ -19,30 +19,24 @@ order of `output_names`) and `check(step)` (raise to refuse a step before
 it runs); `Adapter(runtime)` is what `gate_io.run_export` drives.
 """
 
-import os
-
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from gate_io import layer_arrays, load_json
+from gate_io import StepFolder, layer_arrays
 
 # The opset of the graphs; IR version 10 is the newest onnxruntime 1.31 reads.
 OPSET = 22
 IR_VERSION = 10
 
 
-class StepData:
+class StepData(StepFolder):
     """One exported step, read from its folder."""
 
     def __init__(self, export_dir, entry):
-        self.name = entry["name"]
-        self.rel = entry["dir"]
-        self.dir = os.path.join(export_dir, entry["dir"])
-        self.spec = load_json(os.path.join(self.dir, "step.json"))
+        super().__init__(export_dir, entry)
         s = self.spec
         self.layout_attr = 0 if s["time_major"] else 1
-        self.reverse = s["direction"] == "reverse"
         self.x = self.array(s["inputs"]["x"])
         self.lengths = self.array(s["inputs"]["sequence_lengths"]) if "sequence_lengths" in s["inputs"] else None
         if "mask" in s["inputs"] and self.lengths is None:
@@ -51,9 +45,6 @@ class StepData:
         for k, layer in enumerate(s["layers"]):
             w, init = layer_arrays(s, k, layer, self.array)
             self.layers.append({"hidden": layer["units"], "options": layer["options"], "weights": w, "initial": init})
-
-    def array(self, ref):
-        return np.load(os.path.join(self.dir, ref["file"]))
 
 
 def activation_attrs(layers_options):

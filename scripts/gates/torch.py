@@ -44,7 +44,7 @@ from importlib.metadata import version
 # The shared part of the adapters, from this folder, before the folder
 # leaves the import path: this file is named like the package it drives,
 # and `import torch` would otherwise import this script.
-from gate_io import layer_arrays, load_json, read_export, run_export  # noqa: E402  (first, see above)
+from gate_io import StepFolder, layer_arrays, read_export, run_export  # noqa: E402  (first, see above)
 
 _here = os.path.dirname(os.path.abspath(__file__))
 sys.path = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
@@ -54,17 +54,14 @@ import torch  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
 
-class StepData:
+class StepData(StepFolder):
     """One exported step, read from its folder."""
 
     def __init__(self, export_dir, entry):
-        self.name = entry["name"]
-        self.rel = entry["dir"]
-        self.dir = os.path.join(export_dir, entry["dir"])
-        self.spec = s = load_json(os.path.join(self.dir, "step.json"))
+        super().__init__(export_dir, entry)
+        s = self.spec
         if s["time_major"]:
             raise ValueError("expected a batch-major (torch) export")
-        self.reverse = s["direction"] == "reverse"
         self.x = self.array(s["inputs"]["x"])  # [B, T, I], input time order
         self.batch, self.time = self.x.shape[0], self.x.shape[1]
         if "sequence_lengths" in s["inputs"]:
@@ -86,9 +83,6 @@ class StepData:
                     "initial": init,
                 }
             )
-
-    def array(self, ref):
-        return np.load(os.path.join(self.dir, ref["file"]))
 
 
 def torch_dtype(x):
