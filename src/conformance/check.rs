@@ -458,4 +458,3 @@ pub fn run_request(request: &RunRequest) -> Result<super::report::Report, RunErr
     }
     Ok(report)
 }
-

@@ -511,4 +511,3 @@ pub fn write(
     let text = render(report, Format::of_path(path), name);
     super::fsio::write_report(path, text.as_bytes(), input_files, input_dirs)
 }
-
