@@ -66,7 +66,10 @@ def report_table(reports):
         r = load(path)
         gate = r.get("gate") or {}
         implementation = gate.get("implementation", "?").split(" (")[0]
-        title = f"{implementation}<br>`{gate.get('layout', '?')}` {gate.get('dtype', '')}"
+        # The report's name (IMPL.layout.json) tells two columns of one
+        # runtime apart (litert and litert-dynamic).
+        impl = os.path.basename(path).split(".")[0]
+        title = f"**{impl}**<br>{implementation}<br>`{gate.get('layout', '?')}` {gate.get('dtype', '')}"
         cases = [(c["features"], c["verdict"]) for c in r["cases"]]
         skipped = [k["features"] for k in r.get("skipped", [])]
         errors = len(r.get("errors", []))
