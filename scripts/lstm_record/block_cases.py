@@ -21,7 +21,7 @@ import numpy as np
 
 from lstm_record import numpy_lstm, traps
 from lstm_record.tf1_cases import lstm
-from lstm_record.weights import Generator, assert_coverage, grid_size
+from lstm_record.weights import Generator, assert_coverage, grid_size, shrink_to_cap
 
 OPS = numpy_lstm.BLOCK_OPS
 IFCO_TO_ICFO = (0, 2, 1, 3)  # block k of the ICFO array is block IFCO_TO_ICFO[k] of the IFCO array
@@ -311,13 +311,7 @@ def grid_cases(count=GRID_COUNT):
         elif mode > 0.93 and units <= 16:
             batch, steps = int(pick.integers(12, 17)), min(steps, 3)
         else:
-            while batch * max(steps, 1) * units > GRID_SIZE_CAP:  # shrink the larger of batch and time
-                if batch > 1 and batch >= steps:
-                    batch -= 1
-                elif steps > 1:
-                    steps -= max(1, steps // 4)
-                else:
-                    break
+            batch, steps = shrink_to_cap(batch, steps, units, GRID_SIZE_CAP)
         if op != "LSTMBlockCell":
             seq_len_max = steps if steps == 0 or pick.random() < 0.6 else int(pick.integers(0, steps))
         initial_state = bool(pick.random() < 0.5) or (op == "LSTMBlockCell" and bites)

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import numpy_lstm, traps
 from .notebook_print import NOTEBOOK_INPUT_2x3x6
-from .weights import Generator, assert_coverage, grid_size
+from .weights import Generator, assert_coverage, grid_size, shrink_to_cap
 
 
 TRACE_NOTE = (
@@ -592,13 +592,7 @@ def grid_cases(count=GRID_COUNT):
         elif mode > 0.93 and widths <= 40:
             batch, steps = int(pick.integers(12, 17)), min(steps, 3)
         else:
-            while batch * max(steps, 1) * widths > GRID_SIZE_CAP:  # shrink the larger of batch and time
-                if batch > 1 and batch >= steps:
-                    batch -= 1
-                elif steps > 1:
-                    steps -= max(1, steps // 4)
-                else:
-                    break
+            batch, steps = shrink_to_cap(batch, steps, widths, GRID_SIZE_CAP)
         if steps == 0:
             bites = []  # nothing runs, nothing to clip
         sequence_length = None

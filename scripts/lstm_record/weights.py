@@ -49,6 +49,19 @@ def grid_size(pick):
     return int(pick.integers(17, 65))
 
 
+def shrink_to_cap(batch, steps, width, cap):
+    """(batch, steps) shrunk, the larger first, until batch * max(steps, 1) * width <= cap
+    (or both are 1): keeps a grid case's folder small. Draws nothing."""
+    while batch * max(steps, 1) * width > cap:
+        if batch > 1 and batch >= steps:
+            batch -= 1
+        elif steps > 1:
+            steps -= max(1, steps // 4)
+        else:
+            break
+    return batch, steps
+
+
 def assert_coverage(counts, minimums, suite):
     """A grid's option counts, checked against the minimums it promises."""
     short = {k: (counts.get(k, 0), v) for k, v in minimums.items() if counts.get(k, 0) < v}
