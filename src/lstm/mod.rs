@@ -15,24 +15,20 @@
 //!   property tests hold [`run`] to it.
 
 mod activation;
-mod buffer;
-mod exact_math;
-mod fast_math;
 mod gates;
 mod kernel;
 mod layer;
 pub mod oracle;
-mod parallel;
-mod pool;
 mod real;
-pub(crate) mod recurrent;
 mod runner;
 
+pub(crate) use kernel::recurrent;
+
 pub use activation::Activation;
-pub use buffer::release_cached_buffers;
 pub use gates::{step_gates, Gates};
+pub use kernel::release_cached_buffers;
+pub use kernel::{default_threads, THREADS_ENV};
 pub use layer::{Gate, Layer, Peepholes, Projection, ShapeError};
-pub use parallel::{default_threads, THREADS_ENV};
 pub use real::Real;
 #[doc(hidden)]
 pub use runner::layer_threads;

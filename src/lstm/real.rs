@@ -10,7 +10,7 @@ use std::fmt::{Debug, Display};
 /// reachable through a `T: Real` bound but are not part of the crate's
 /// API.
 pub trait Real:
-    super::recurrent::Element
+    super::kernel::recurrent::Element
     + ndarray::LinalgScalar
     + num_traits::Float
     + num_traits::FromPrimitive

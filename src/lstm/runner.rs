@@ -7,8 +7,8 @@
 
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3};
 
+use super::kernel::default_threads;
 use super::kernel::{run_layer, PackSlot};
-use super::parallel::default_threads;
 use super::{Layer, Real, ShapeError};
 
 /// The state of one layer: cell state `c` `[batch, units]` and hidden state

@@ -14,12 +14,12 @@ use crate::conformance::suite::{discover, SuiteError};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportIndex {
-    /// [`EXPORT_FORMAT`].
+    /// [`EXPORT_FORMAT`](super::EXPORT_FORMAT).
     pub format: String,
-    /// [`GATE_VERSION`].
+    /// [`GATE_VERSION`](super::GATE_VERSION).
     pub version: u32,
     /// The SHA-256 of everything else in this file (see
-    /// [`fingerprint`]): layout, dtype, forget_bias, every case's flags and
+    /// [`fingerprint`](super::fingerprint)): layout, dtype, forget_bias, every case's flags and
     /// steps, the hash of every file written and of every reference file
     /// read. Outputs carry it to say which export they were computed from.
     pub suite_fingerprint: String,
@@ -225,9 +225,9 @@ pub struct StepLayer {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepFile {
-    /// [`STEP_FORMAT`].
+    /// [`STEP_FORMAT`](super::STEP_FORMAT).
     pub format: String,
-    /// [`GATE_VERSION`].
+    /// [`GATE_VERSION`](super::GATE_VERSION).
     pub version: u32,
     /// The case id.
     pub case: String,
@@ -263,9 +263,9 @@ pub struct StepFile {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputsInfo {
-    /// [`OUTPUTS_FORMAT`].
+    /// [`OUTPUTS_FORMAT`](super::OUTPUTS_FORMAT).
     pub format: String,
-    /// [`OUTPUTS_VERSION`].
+    /// [`OUTPUTS_VERSION`](super::OUTPUTS_VERSION).
     pub version: u32,
     /// Copied from the export's `index.json`.
     pub suite_fingerprint: String,

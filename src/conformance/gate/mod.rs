@@ -3,13 +3,18 @@
 //! the references through the same dialect mapping and comparison the Rust
 //! LSTM is held to.
 //!
-//! The unit of exchange is the canonical [`Step`] a dialect asks a
-//! [`Runner`] to compute (one stack of layers over one batch of
+//! The unit of exchange is the canonical [`Step`](crate::dialect::Step) a dialect asks a
+//! [`Runner`](crate::dialect::Runner) to compute (one stack of layers over one batch of
 //! sequences). [`export`] records every step of every case with the Rust
 //! LSTM and writes the ones the layout can express; [`check`] runs each
 //! case again with a runner that returns, for each step, what the
 //! implementation wrote; the dialect turns those into the case's native
-//! outputs and [`check_runner_except`] judges and diagnoses them.
+//! outputs and [`check_runner_except`](crate::conformance::check::check_runner_except) judges and diagnoses them.
+//!
+//! One file per job: `format` (the files' structures), `error`, `io`
+//! (reading and writing them, never outside their folder), `fingerprint`
+//! (of an export, and a case's features), `export`, `implementer` (for a
+//! Rust implementation: load a step, write its outputs) and `check`.
 //!
 //! The file contract (`docs/gate.md` says it for people):
 //!

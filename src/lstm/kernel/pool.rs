@@ -189,8 +189,8 @@ fn scoped(threads: usize, job: &(dyn Fn(usize) + Sync)) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::parallel::SpinBarrier;
     use super::*;
-    use crate::lstm::parallel::SpinBarrier;
 
     #[test]
     fn every_index_runs_once_and_concurrently() {

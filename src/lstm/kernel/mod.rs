@@ -1,4 +1,8 @@
-//! The fast kernel for one layer over a whole sequence.
+//! The fast kernel for one layer over a whole sequence: how the canonical
+//! semantics of the parent module are computed quickly. Its parts:
+//! `recurrent` (the packed-weight AVX2/FMA products), `exact_math` and
+//! `fast_math` (vectorised activations), `buffer` (aligned, reused
+//! buffers), `pool` and `parallel` (the step threads and their barrier).
 //!
 //! Work per layer, in this order:
 //!
@@ -45,13 +49,20 @@ use std::sync::{Arc, Mutex};
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, CowArray, Ix1, Ix2};
 
-use super::buffer::Buffer;
-use super::parallel::{split, SpinBarrier};
-use super::pool;
-use super::recurrent::{self, PackedRecurrent};
-use super::{
-    exact_math, fast_math, Activation, Layer, MaskedOutput, Real, RunOptions, State, StepTrace,
-};
+use super::{Activation, Layer, MaskedOutput, Real, RunOptions, State, StepTrace};
+use buffer::Buffer;
+use parallel::{split, SpinBarrier};
+use recurrent::PackedRecurrent;
+
+mod buffer;
+mod exact_math;
+mod fast_math;
+mod parallel;
+mod pool;
+pub(crate) mod recurrent;
+
+pub use buffer::release_cached_buffers;
+pub use parallel::{default_threads, THREADS_ENV};
 
 /// Batch rows per step thread from which the threads split the batch
 /// instead of the units (see `run_layer`). Each thread then runs its own
@@ -911,13 +922,13 @@ mod tests {
             Array2::from_shape_fn((proj, 4 * units), |(r, c)| v(r * 37 + c * 7 + 2)),
             plain.bias.clone(),
         );
-        projected.projection = Some(super::super::Projection {
+        projected.projection = Some(crate::lstm::Projection {
             kernel: Array2::from_shape_fn((units, proj), |(r, c)| v(r * 17 + c * 5 + 3)),
             clip: Some(T::from_f64_lossy(0.3)),
         });
         // Peepholes too: the float32 exact activations then run eight
         // units at a time with each thread's slice of the peephole weights.
-        projected.peepholes = Some(super::super::Peepholes {
+        projected.peepholes = Some(crate::lstm::Peepholes {
             input: Array1::from_shape_fn(units, |u| v(u * 3 + 1)),
             forget: Array1::from_shape_fn(units, |u| v(u * 5 + 2)),
             output: Array1::from_shape_fn(units, |u| v(u * 11 + 3)),
@@ -1028,7 +1039,7 @@ mod tests {
             (false, Some(0.05)),
             (true, Some(0.05)),
         ] {
-            layer.peepholes = peepholes.then(|| super::super::Peepholes {
+            layer.peepholes = peepholes.then(|| crate::lstm::Peepholes {
                 input: Array1::from_shape_fn(units, |u| v::<f32>(u * 3 + 1) * 5.0),
                 forget: Array1::from_shape_fn(units, |u| v::<f32>(u * 5 + 2) * 5.0),
                 output: Array1::from_shape_fn(units, |u| v::<f32>(u * 11 + 3) * 5.0),
