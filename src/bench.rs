@@ -110,20 +110,20 @@ impl Shape {
             .checked_mul(element_bytes as u64)
     }
 
-    /// Check that a run of this shape fits [`MAX_MEMORY_BYTES`].
+    /// Check that a run of this shape fits [`memory_limit`].
     ///
     /// # Errors
-    /// A message naming the shape and its estimate.
-    pub fn check_fits(&self, element_bytes: usize) -> Result<(), String> {
+    /// [`BenchError::TooLarge`] naming the shape and its estimate.
+    pub fn check_fits(&self, element_bytes: usize) -> Result<(), BenchError> {
         let limit = memory_limit();
         match self.memory_estimate(element_bytes) {
             Some(n) if n <= limit => Ok(()),
-            Some(n) => Err(format!(
-                "shape {self} needs about {:.1} GiB with {element_bytes}-byte elements, more than the {:.1} GiB the benchmark allows here",
-                n as f64 / f64::from(1u32 << 30),
-                limit as f64 / f64::from(1u32 << 30)
-            )),
-            None => Err(format!("shape {self} is too large to count its memory")),
+            estimate => Err(BenchError::TooLarge {
+                shape: *self,
+                element_bytes,
+                estimate,
+                limit,
+            }),
         }
     }
 
@@ -142,11 +142,11 @@ impl fmt::Display for Shape {
 }
 
 impl FromStr for Shape {
-    type Err = String;
+    type Err = BenchError;
 
     /// `B64-T50-H512` (case-insensitive; the letters may be left out: `64-50-512`).
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("bad shape {s:?}: expected B64-T50-H512");
+    fn from_str(s: &str) -> Result<Self, BenchError> {
+        let bad = || BenchError::BadShape(s.to_string());
         let parts: Vec<&str> = s.split('-').collect();
         if parts.len() != 3 {
             return Err(bad());
@@ -161,6 +161,164 @@ impl FromStr for Shape {
             }
         }
         Ok(Shape::new(numbers[0], numbers[1], numbers[2]))
+    }
+}
+
+/// Why a benchmark request is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BenchError {
+    /// A shape that does not parse.
+    #[error("bad shape {0:?}: expected B64-T50-H512")]
+    BadShape(String),
+    /// A shape past [`memory_limit`].
+    #[error("shape {shape} {}", too_large(*estimate, *element_bytes, *limit))]
+    TooLarge {
+        /// The shape.
+        shape: Shape,
+        /// The element size.
+        element_bytes: usize,
+        /// Its memory estimate (`None`: past `u64`).
+        estimate: Option<u64>,
+        /// The limit here.
+        limit: u64,
+    },
+    /// A thread count outside `1..=max_threads()`.
+    #[error("--threads {given}: must be from 1 to {max} (four per core)")]
+    Threads {
+        /// The count asked for.
+        given: usize,
+        /// [`max_threads`].
+        max: usize,
+    },
+    /// A minimum time that is not a number of seconds in range.
+    #[error("{0:?}: must be a number of seconds from 0 to {MAX_MIN_TIME_SECONDS}")]
+    MinTime(String),
+}
+
+fn too_large(estimate: Option<u64>, element_bytes: usize, limit: u64) -> String {
+    let gib = |n: u64| n as f64 / f64::from(1u32 << 30);
+    match estimate {
+        Some(n) => format!(
+            "needs about {:.1} GiB with {element_bytes}-byte elements, more than the {:.1} GiB the benchmark allows here",
+            gib(n),
+            gib(limit)
+        ),
+        None => "is too large to count its memory".into(),
+    }
+}
+
+/// Parse `--min-time`: seconds, finite, from 0 to [`MAX_MIN_TIME_SECONDS`].
+///
+/// # Errors
+/// [`BenchError::MinTime`].
+pub fn parse_min_time(s: &str) -> Result<Duration, BenchError> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| BenchError::MinTime(s.to_string()))?;
+    if !(0.0..=MAX_MIN_TIME_SECONDS).contains(&v) {
+        return Err(BenchError::MinTime(s.to_string()));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Which float types a benchmark times (the command line's `--dtype`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dtypes {
+    /// `f32` only.
+    #[value(help = "float32 only")]
+    Float32,
+    /// `f64` only.
+    #[value(help = "float64 only")]
+    Float64,
+    /// Both, `f32` first.
+    #[value(help = "both, float32 first")]
+    All,
+}
+
+/// Which activations a benchmark times (the command line's `--activations`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Activations {
+    /// libm's (the default everywhere).
+    #[value(help = "libm's, the default everywhere")]
+    Exact,
+    /// The vectorised float32 sigmoid/tanh ([`RunOptions::fast_activations`]).
+    #[value(help = "vectorised float32 sigmoid and tanh")]
+    Fast,
+    /// Both, exact first.
+    #[value(help = "both, exact first")]
+    Both,
+}
+
+/// What `lstm-parity bench` asks for.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The shapes (empty: [`SHAPES`]).
+    pub shapes: Vec<Shape>,
+    /// Threads (`None`: automatic).
+    pub threads: Option<usize>,
+    /// Which float types.
+    pub dtypes: Dtypes,
+    /// Which activations.
+    pub activations: Activations,
+    /// Pack the weights once ([`lstm::Prepared`]) rather than in every run.
+    pub prepared: bool,
+    /// How long and how often.
+    pub repeats: Repeats,
+}
+
+impl Request {
+    /// The shapes asked for ([`SHAPES`] when none).
+    pub fn shapes(&self) -> Vec<Shape> {
+        if self.shapes.is_empty() {
+            SHAPES.to_vec()
+        } else {
+            self.shapes.clone()
+        }
+    }
+
+    /// Check the request before anything runs.
+    ///
+    /// # Errors
+    /// A [`BenchError`]: a thread count out of range or a shape past
+    /// [`memory_limit`].
+    pub fn validate(&self) -> Result<(), BenchError> {
+        if let Some(n) = self.threads.filter(|&n| n == 0 || n > max_threads()) {
+            return Err(BenchError::Threads {
+                given: n,
+                max: max_threads(),
+            });
+        }
+        let element_bytes = if self.dtypes == Dtypes::Float32 { 4 } else { 8 };
+        self.shapes()
+            .iter()
+            .try_for_each(|shape| shape.check_fits(element_bytes))
+    }
+
+    /// Measure every shape, dtype and activation asked for, passing each
+    /// result to `each` as soon as it is measured.
+    ///
+    /// # Errors
+    /// As [`Request::validate`], before anything runs.
+    pub fn run(&self, mut each: impl FnMut(&Measurement)) -> Result<(), BenchError> {
+        self.validate()?;
+        let fast_modes: &[bool] = match self.activations {
+            Activations::Exact => &[false],
+            Activations::Fast => &[true],
+            Activations::Both => &[false, true],
+        };
+        let (threads, prepared, repeats) = (self.threads, self.prepared, self.repeats);
+        for shape in self.shapes() {
+            for &fast in fast_modes {
+                if self.dtypes != Dtypes::Float64 {
+                    each(&measure::<f32>(shape, threads, fast, prepared, repeats));
+                }
+                if self.dtypes != Dtypes::Float32 {
+                    each(&measure::<f64>(shape, threads, fast, prepared, repeats));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -212,6 +370,25 @@ pub struct Measurement {
     /// Whether the weights were packed once ([`lstm::Prepared`]) rather
     /// than in every run.
     pub prepared: bool,
+}
+
+impl Measurement {
+    /// The header of `lstm-parity bench`'s table.
+    pub const TABLE_HEADER: &'static str =
+        "impl              shape          dtype            ms   GFLOP/s threads (projection/steps)";
+
+    /// This measurement as a row of that table.
+    pub fn table_row(&self) -> String {
+        format!(
+            "{:<17} {:<14} {:<8} {:>10.3} {:>9.1} {:>7}",
+            self.implementation,
+            self.shape,
+            self.dtype,
+            self.ms,
+            self.gflops,
+            format!("{}/{}", self.projection_threads, self.threads)
+        )
+    }
 }
 
 /// Deterministic values in `[-scale, scale)` (a 64-bit LCG: no dependency,

@@ -146,6 +146,22 @@ pub enum CaseErrorKind {
 }
 
 impl Case {
+    /// One line for `lstm-parity list`: the id, the model's summary, and
+    /// each input's name and shape.
+    pub fn listing(&self) -> String {
+        let shapes: Vec<String> = self
+            .inputs
+            .iter()
+            .map(|(name, t)| format!("{name}{:?}", t.shape()))
+            .collect();
+        format!(
+            "{}  {}  {}",
+            self.id,
+            self.model.summary(),
+            shapes.join(" ")
+        )
+    }
+
     /// Load the case in `dir`, whose id is `id`.
     ///
     /// # Errors

@@ -15,13 +15,27 @@ use crate::dialect::{DialectError, Outputs, Runner, RustLstm, Step};
 use crate::lstm::{Real, RunOutput};
 
 /// The float type a case is run in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 pub enum Dtype {
     /// `f32`.
     #[serde(rename = "float32")]
+    #[value(name = "float32", help = "32-bit floats")]
     F32,
     /// `f64`.
     #[serde(rename = "float64")]
+    #[value(name = "float64", help = "64-bit floats")]
     F64,
 }
 

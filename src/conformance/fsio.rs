@@ -10,7 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The largest JSON file read (`case.json`, `index.json`, `step.json`,
 /// `outputs.json`, reports, expected-failure lists): 16 MiB. The committed
@@ -216,59 +216,97 @@ pub fn read_message(path: &Path, limit: u64) -> Result<(String, bool), ReadError
     Ok((text, size > limit))
 }
 
+/// Why a report was not written. Each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteReportError {
+    /// The path is a symbolic link.
+    #[error("{}: a symbolic link; refusing to replace it (name a regular file, or - for standard output)", .0.display())]
+    SymbolicLink(PathBuf),
+    /// The path is a folder, a device or a FIFO.
+    #[error("{}: {kind}, not a regular file; refusing to write the report there (use - for standard output)", path.display())]
+    NotAFile {
+        /// The report's path.
+        path: PathBuf,
+        /// What is there.
+        kind: &'static str,
+    },
+    /// The path is one of the command's input files.
+    #[error("{}: is {}, an input of this command; refusing to overwrite it", path.display(), input.display())]
+    IsAnInput {
+        /// The report's path.
+        path: PathBuf,
+        /// The input it would overwrite.
+        input: PathBuf,
+    },
+    /// The path is inside one of the command's input folders.
+    #[error("{}: inside {}, an input folder of this command; refusing to write there", path.display(), dir.display())]
+    InsideAnInput {
+        /// The report's path.
+        path: PathBuf,
+        /// The input folder.
+        dir: PathBuf,
+    },
+    /// Writing failed.
+    #[error("{}: cannot write the report: {message}", path.display())]
+    Io {
+        /// The report's path (`-`: standard output).
+        path: PathBuf,
+        /// The system's message.
+        message: String,
+    },
+}
+
 /// Write a report to `path`: only to a regular file (a new one, or one
 /// replaced atomically), never over a symbolic link, a device or a FIFO,
 /// never over one of the command's `input_files`, and never inside one of
 /// its `input_dirs`. `-` is standard output.
 ///
 /// # Errors
-/// A message saying why `path` is refused or cannot be written.
+/// A [`WriteReportError`] saying why `path` is refused or cannot be written.
 pub fn write_report(
     path: &Path,
     bytes: &[u8],
     input_files: &[&Path],
     input_dirs: &[&Path],
-) -> Result<(), String> {
+) -> Result<(), WriteReportError> {
     use std::io::Write as _;
+    let io = |e: &dyn std::fmt::Display| WriteReportError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     if path.as_os_str() == "-" {
-        return std::io::stdout()
-            .write_all(bytes)
-            .map_err(|e| format!("standard output: {e}"));
+        return std::io::stdout().write_all(bytes).map_err(|e| io(&e));
     }
-    let shown = path.display();
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {
-            return Err(format!(
-                "{shown}: a symbolic link; refusing to replace it (name a regular file, or - for standard output)"
-            ))
+            return Err(WriteReportError::SymbolicLink(path.to_path_buf()))
         }
         Ok(m) if !m.is_file() => {
-            return Err(format!(
-                "{shown}: {}, not a regular file; refusing to write the report there (use - for standard output)",
-                kind_of(&m)
-            ))
+            return Err(WriteReportError::NotAFile {
+                path: path.to_path_buf(),
+                kind: kind_of(&m),
+            })
         }
         _ => {}
     }
-    let target = super::replace::absolute(path).map_err(|e| format!("{shown}: {e}"))?;
+    let target = super::replace::absolute(path).map_err(|e| io(&e))?;
     for input in input_files {
         if input.canonicalize().is_ok_and(|i| i == target) {
-            return Err(format!(
-                "{shown}: is {}, an input of this command; refusing to overwrite it",
-                input.display()
-            ));
+            return Err(WriteReportError::IsAnInput {
+                path: path.to_path_buf(),
+                input: input.to_path_buf(),
+            });
         }
     }
     for dir in input_dirs {
         if dir.canonicalize().is_ok_and(|d| target.starts_with(d)) {
-            return Err(format!(
-                "{shown}: inside {}, an input folder of this command; refusing to write there",
-                dir.display()
-            ));
+            return Err(WriteReportError::InsideAnInput {
+                path: path.to_path_buf(),
+                dir: dir.to_path_buf(),
+            });
         }
     }
-    super::npy::write_atomic(path, bytes)
-        .map_err(|e| format!("{shown}: cannot write the report: {e}"))
+    super::npy::write_atomic(path, bytes).map_err(|e| io(&e))
 }
 
 #[cfg(test)]

@@ -132,6 +132,15 @@ impl Report {
         }
     }
 
+    /// The report's name: `command`, followed for a gate check by the
+    /// implementation, its layout and dtype.
+    pub fn name(&self, command: &str) -> String {
+        match &self.gate {
+            Some(g) => format!("{command} {} ({}, {})", g.implementation, g.layout, g.dtype),
+            None => command.to_string(),
+        }
+    }
+
     /// Whether no case ran at all (every selected case was not exported):
     /// a check of nothing, which is not a pass.
     pub fn nothing_checked(&self) -> bool {
@@ -459,14 +468,17 @@ pub fn json(report: &Report) -> serde_json::Value {
     })
 }
 
-/// The formats a report is written in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The formats a report is written in (also the command line's `--format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// The human table ([`table`]).
+    #[value(help = "a table for people")]
     Table,
     /// JSON ([`json`]).
+    #[value(help = "JSON")]
     Json,
     /// JUnit XML ([`super::junit::junit`]).
+    #[value(help = "JUnit XML")]
     Junit,
 }
 
@@ -500,14 +512,14 @@ pub fn render(report: &Report, format: Format, name: &str) -> String {
 /// inputs (`input_files`, or a file inside `input_dirs`).
 ///
 /// # Errors
-/// The message naming the file.
+/// A [`WriteReportError`](super::fsio::WriteReportError) naming the file.
 pub fn write(
     report: &Report,
     path: &std::path::Path,
     name: &str,
     input_files: &[&std::path::Path],
     input_dirs: &[&std::path::Path],
-) -> Result<(), String> {
+) -> Result<(), super::fsio::WriteReportError> {
     let text = render(report, Format::of_path(path), name);
     super::fsio::write_report(path, text.as_bytes(), input_files, input_dirs)
 }

@@ -88,6 +88,20 @@ pub enum GateError {
     /// The reference folder cannot be listed.
     #[error("{0}")]
     Suite(#[from] SuiteError),
+    /// Selected cases do not load: nothing is exported.
+    #[error("{}\nnothing exported: the reference folder has cases that do not load", .0.join("\n"))]
+    CasesDoNotLoad(Vec<String>),
+    /// No case is selected.
+    #[error("no case in {} is selected ({selection})", root.display())]
+    NothingSelected {
+        /// The reference folder.
+        root: PathBuf,
+        /// The selection, as the index records it.
+        selection: String,
+    },
+    /// `outputs.json` names no export folder, and none was given.
+    #[error("{}: names no export folder: give --export", .0.display())]
+    NoExportNamed(PathBuf),
     /// Bad options.
     #[error("{0}")]
     Usage(String),

@@ -238,6 +238,35 @@ impl Drop for Staging {
     }
 }
 
+/// Select the cases `options.selected_by` names (every case when `None`)
+/// under `root` and [`export`] them: what `lstm-parity export` does.
+///
+/// # Errors
+/// A [`GateError`]: as [`export`], and also when the folder or a filter
+/// is bad, a selected case does not load (nothing is exported then), or
+/// nothing is selected.
+pub fn export_selected(
+    root: &Path,
+    dir: &Path,
+    options: &ExportOptions,
+) -> Result<ExportIndex, GateError> {
+    let all = SelectedBy::all();
+    let selected_by = options.selected_by.unwrap_or(&all);
+    let selection = selected_by.select(root)?;
+    if !selection.errors.is_empty() {
+        return Err(GateError::CasesDoNotLoad(
+            selection.errors.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    if selection.cases.is_empty() {
+        return Err(GateError::NothingSelected {
+            root: root.to_path_buf(),
+            selection: selected_by.to_string(),
+        });
+    }
+    export(root, &selection.cases, dir, options)
+}
+
 /// Export `cases` (loaded from `root`) into `dir`: every step the layout
 /// can express, with `index.json` listing every case and why any is not
 /// exported, and the hash of every file.

@@ -41,6 +41,32 @@ pub struct ExportIndex {
     pub reference: Option<String>,
 }
 
+impl ExportIndex {
+    /// What an export did, as `lstm-parity export` prints it: each case
+    /// not exported with its reason, then one line of totals naming the
+    /// folder `dir`.
+    pub fn summary(&self, dir: &Path) -> String {
+        let mut text = String::new();
+        for c in self.cases.iter().filter(|c| !c.exported) {
+            let reason = c.reason.as_deref().unwrap_or("");
+            text.push_str(&format!("not exported: {}: {reason}\n", c.id));
+        }
+        let exported: Vec<&IndexCase> = self.cases.iter().filter(|c| c.exported).collect();
+        let steps: usize = exported.iter().map(|c| c.steps.len()).sum();
+        text.push_str(&format!(
+            "exported {} of {} cases ({steps} steps) in layout {}, {}, forget_bias {}, to {} (suite {})\n",
+            exported.len(),
+            self.cases.len(),
+            self.layout,
+            self.dtype,
+            self.forget_bias,
+            dir.display(),
+            self.suite_fingerprint
+        ));
+        text
+    }
+}
+
 /// How the cases of an export were selected.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]

@@ -7,7 +7,7 @@ use super::format::{ExportIndex, FileRef, OutputsInfo, StepFile};
 use super::io::{inside, io_err, npy_budget, read_json, read_output, write_json};
 use super::{EXPORT_FORMAT, GATE_VERSION, OUTPUTS_FORMAT, OUTPUTS_VERSION};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, ArrayD, Dimension, Ix2};
 use serde_json::Value;
@@ -285,4 +285,16 @@ pub fn read_outputs_info(outputs_dir: &Path) -> Result<OutputsInfo, GateError> {
         });
     }
     Ok(info)
+}
+
+/// The export folder `outputs.json` in `outputs_dir` names.
+///
+/// # Errors
+/// [`GateError::NoExportNamed`] when it names none; as
+/// [`read_outputs_info`] when it cannot be read.
+pub fn export_dir_of(outputs_dir: &Path) -> Result<PathBuf, GateError> {
+    read_outputs_info(outputs_dir)?
+        .export
+        .map(PathBuf::from)
+        .ok_or_else(|| GateError::NoExportNamed(outputs_dir.join("outputs.json")))
 }

@@ -41,14 +41,14 @@ mod io;
 
 pub use check::{check, CheckOptions};
 pub use error::GateError;
-pub use export::{export, plan, ExportOptions};
+pub use export::{export, export_selected, plan, ExportOptions};
 pub use fingerprint::{features, fingerprint};
 pub use format::{
     ExportIndex, FileRef, IndexCase, IndexStep, OutputRef, OutputsInfo, SelectedBy, StepFile,
     StepLayer,
 };
 pub use implementer::{
-    load_step, read_index, read_outputs_info, write_outputs, write_outputs_info,
+    export_dir_of, load_step, read_index, read_outputs_info, write_outputs, write_outputs_info,
 };
 
 /// The version of the export format (`index.json`, `step.json`).
