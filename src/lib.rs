@@ -37,4 +37,5 @@ pub mod conformance;
 pub mod dialect;
 pub mod for_tensorflow_users;
 pub mod lstm;
+pub mod parse;
 pub mod tensor;

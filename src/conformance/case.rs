@@ -139,7 +139,7 @@ pub enum CaseErrorKind {
     Dialect(#[from] DialectError),
     /// A bad tolerance level name.
     #[error("{0}")]
-    Tolerance(String),
+    Tolerance(Box<crate::parse::UnknownName>),
     /// Expected outputs the dialect does not produce.
     #[error("expected output {0:?} is not an output of this model (it produces: {1})")]
     UnknownOutput(String, String),
@@ -187,7 +187,7 @@ impl Case {
             )
         })?;
         super::json::check_no_duplicate_keys(&text)
-            .map_err(|e| err(Some("case.json"), CaseErrorKind::Json(e)))?;
+            .map_err(|e| err(Some("case.json"), CaseErrorKind::Json(e.to_string())))?;
         // Check the version first, so a newer file says so rather than
         // failing on a field this build does not know.
         let raw: serde_json::Value = serde_json::from_str(&text)
@@ -219,7 +219,7 @@ impl Case {
         let tolerance: Tolerance = manifest
             .tolerance
             .parse()
-            .map_err(|e: String| err(Some("case.json"), CaseErrorKind::Tolerance(e)))?;
+            .map_err(|e| err(Some("case.json"), CaseErrorKind::Tolerance(Box::new(e))))?;
         let declared = declared_bytes(&manifest)
             .filter(|&b| b <= MAX_CASE_BYTES)
             .ok_or_else(|| {

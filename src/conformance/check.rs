@@ -13,6 +13,7 @@ use super::suite::{discover, CaseRef, Filter, SuiteError};
 use super::tolerance::Tolerance;
 use crate::dialect::{DialectError, Outputs, Runner, RustLstm, Step};
 use crate::lstm::{Real, RunOutput};
+use crate::parse::UnknownName;
 
 /// The float type a case is run in.
 #[derive(
@@ -45,12 +46,17 @@ impl Dtype {
 }
 
 impl std::str::FromStr for Dtype {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         match s {
             "float32" => Ok(Dtype::F32),
             "float64" => Ok(Dtype::F64),
-            _ => Err(format!("unknown dtype {s:?} (dtypes: float32, float64)")),
+            _ => Err(UnknownName::new(
+                "dtype",
+                "dtypes",
+                s,
+                &["float32", "float64"],
+            )),
         }
     }
 }

@@ -35,6 +35,7 @@ use serde::Deserialize;
 use super::check::CaseRun;
 use super::tolerance::Tolerance;
 use crate::dialect::layout::Layout;
+use crate::parse::UnknownName;
 
 /// An expected-failure list.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -120,6 +121,48 @@ pub struct ExpectationsError {
     pub message: String,
 }
 
+/// What is wrong with one entry of a list. `entry` names it: `entry 3
+/// ("tf1/x")` or `tolerance entry 1 ("keras3/*")`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EntryError {
+    /// No case.
+    #[error("{entry}: empty case")]
+    EmptyCase {
+        /// The entry.
+        entry: String,
+    },
+    /// No reason.
+    #[error("{entry}: a reason is required")]
+    NoReason {
+        /// The entry.
+        entry: String,
+    },
+    /// A case glob that does not parse.
+    #[error("{entry}: bad glob: {message}")]
+    BadGlob {
+        /// The entry.
+        entry: String,
+        /// The glob's error.
+        message: String,
+    },
+    /// A name that is not a layout, dtype or level.
+    #[error("{entry}: {name}")]
+    Unknown {
+        /// The entry.
+        entry: String,
+        /// The unknown name.
+        name: UnknownName,
+    },
+    /// The same case, layouts and dtypes as an earlier entry.
+    #[error("{entry} repeats {earlier} (the same case, layouts and dtypes)")]
+    Repeats {
+        /// The entry.
+        entry: String,
+        /// The earlier one.
+        earlier: String,
+    },
+}
+
 impl Entry {
     fn matches_id(&self, id: &str) -> bool {
         if self.case.contains(['*', '?', '[']) {
@@ -158,10 +201,10 @@ impl Expectations {
         let text = super::fsio::read_json_text(path).map_err(|e| err(e.to_string()))?;
         let list: Expectations = match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => toml::from_str(&text).map_err(|e| err(e.to_string()))?,
-            Some("json") => super::json::from_str_strict(&text).map_err(err)?,
+            Some("json") => super::json::from_str_strict(&text).map_err(|e| err(e.to_string()))?,
             _ => return Err(err("the file name must end in .toml or .json".into())),
         };
-        list.validate().map_err(err)?;
+        list.validate().map_err(|e| err(e.to_string()))?;
         Ok(list)
     }
 
@@ -169,7 +212,7 @@ impl Expectations {
     ///
     /// # Errors
     /// The first problem, naming the entry.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), EntryError> {
         validate_entries("entry", &self.entries)?;
         let stated: Vec<Entry> = self
             .tolerances
@@ -180,7 +223,10 @@ impl Expectations {
         for (k, t) in self.tolerances.iter().enumerate() {
             t.level
                 .parse::<Tolerance>()
-                .map_err(|x| format!("tolerance entry {} ({:?}): {x}", k + 1, t.case))?;
+                .map_err(|name| EntryError::Unknown {
+                    entry: format!("tolerance entry {} ({:?})", k + 1, t.case),
+                    name,
+                })?;
         }
         Ok(())
     }
@@ -284,20 +330,32 @@ impl Expectations {
 }
 
 /// Check a list of entries' fields; `what` names them in messages.
-fn validate_entries(what: &str, entries: &[Entry]) -> Result<(), String> {
+fn validate_entries(what: &str, entries: &[Entry]) -> Result<(), EntryError> {
     for (k, e) in entries.iter().enumerate() {
-        let name = format!("{what} {} ({:?})", k + 1, e.case);
+        let entry = format!("{what} {} ({:?})", k + 1, e.case);
         if e.case.trim().is_empty() {
-            return Err(format!("{what} {}: empty case", k + 1));
+            return Err(EntryError::EmptyCase {
+                entry: format!("{what} {}", k + 1),
+            });
         }
         if e.reason.trim().is_empty() {
-            return Err(format!("{name}: a reason is required"));
+            return Err(EntryError::NoReason { entry });
         }
         if e.case.contains(['*', '?', '[']) {
-            glob::Pattern::new(&e.case).map_err(|x| format!("{name}: bad glob: {x}"))?;
+            if let Err(x) = glob::Pattern::new(&e.case) {
+                let message = x.to_string();
+                return Err(EntryError::BadGlob { entry, message });
+            }
         }
+        let unknown = |name: UnknownName| EntryError::Unknown {
+            entry: entry.clone(),
+            name,
+        };
         for l in &e.layouts {
-            l.parse::<Layout>().map_err(|x| format!("{name}: {x}"))?;
+            if l.parse::<Layout>().is_err() {
+                let names = Layout::ALL.map(Layout::name);
+                return Err(unknown(UnknownName::new("layout", "layouts", l, &names)));
+            }
         }
         let key = |x: &Entry| {
             let mut l = x.layouts.clone();
@@ -307,17 +365,11 @@ fn validate_entries(what: &str, entries: &[Entry]) -> Result<(), String> {
             (x.case.clone(), l, d)
         };
         if let Some(j) = entries[..k].iter().position(|x| key(x) == key(e)) {
-            return Err(format!(
-                "{name} repeats {what} {} (the same case, layouts and dtypes)",
-                j + 1
-            ));
+            let earlier = format!("{what} {}", j + 1);
+            return Err(EntryError::Repeats { entry, earlier });
         }
         for d in &e.dtypes {
-            if !matches!(d.as_str(), "float32" | "float64") {
-                return Err(format!(
-                    "{name}: unknown dtype {d:?} (dtypes: float32, float64)"
-                ));
-            }
+            d.parse::<super::check::Dtype>().map_err(unknown)?;
         }
     }
     Ok(())

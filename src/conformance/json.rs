@@ -12,21 +12,19 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, V
 ///
 /// # Errors
 /// The parse error, or `duplicate key "k" in an object (line L, column C)`.
-pub fn from_str_strict<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+pub fn from_str_strict<T: DeserializeOwned>(text: &str) -> Result<T, serde_json::Error> {
     check_no_duplicate_keys(text)?;
-    serde_json::from_str(text).map_err(|e| e.to_string())
+    serde_json::from_str(text)
 }
 
 /// Refuse `text` when an object in it has the same key twice.
 ///
 /// # Errors
 /// The parse error, or which key is duplicated and where.
-pub fn check_no_duplicate_keys(text: &str) -> Result<(), String> {
+pub fn check_no_duplicate_keys(text: &str) -> Result<(), serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    match Unique.deserialize(&mut de) {
-        Ok(()) => de.end().map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
+    Unique.deserialize(&mut de)?;
+    de.end()
 }
 
 /// Visits any JSON value, failing on a duplicate key.
@@ -88,9 +86,13 @@ mod tests {
     #[test]
     fn duplicates_are_refused_at_any_depth() {
         assert!(check_no_duplicate_keys(r#"{"a": 1, "b": {"c": [1, {"d": 2}]}}"#).is_ok());
-        let e = check_no_duplicate_keys(r#"{"a": 1, "a": 2}"#).unwrap_err();
+        let e = check_no_duplicate_keys(r#"{"a": 1, "a": 2}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("duplicate key \"a\""), "{e}");
-        let e = check_no_duplicate_keys(r#"{"a": [{"x": 1, "y": 2, "x": 3}]}"#).unwrap_err();
+        let e = check_no_duplicate_keys(r#"{"a": [{"x": 1, "y": 2, "x": 3}]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("duplicate key \"x\"") && e.contains("line 1"),
             "{e}"

@@ -8,6 +8,7 @@
 //! result passes within [`F64_EPS`] float64 epsilons (scaled) of the float64
 //! expectation.
 
+use crate::parse::UnknownName;
 use std::fmt;
 use std::str::FromStr;
 
@@ -52,15 +53,18 @@ pub enum Tolerance {
 }
 
 impl FromStr for Tolerance {
-    type Err = String;
+    type Err = UnknownName;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         let bad = || {
-            format!(
-                "unknown tolerance level {s:?} (levels: default, exact, abs:<a>, rel:<r>, ulp:<n>)"
+            UnknownName::new(
+                "tolerance level",
+                "levels",
+                s,
+                &["default", "exact", "abs:<a>", "rel:<r>", "ulp:<n>"],
             )
         };
-        let number = |v: &str| -> Result<f64, String> {
+        let number = |v: &str| -> Result<f64, UnknownName> {
             match v.parse::<f64>() {
                 Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
                 _ => Err(bad()),

@@ -220,7 +220,7 @@ impl<T: Real> OutputReader<'_, T> {
                     "missing (the implementation must write it, or error.txt)".into(),
                 ));
             }
-            read_output::<T>(&path, shape).map_err(|m| ReadProblem::BadFile(path, m))
+            read_output::<T>(&path, shape).map_err(|e| ReadProblem::BadFile(path, e.to_string()))
         };
         let seq3 = |a: ArrayD<T>| -> Array3<T> {
             layout::from_layout_order(self.layout, &a).expect("shape checked")
@@ -575,7 +575,7 @@ fn check_case<T: Real>(
         let level = options.tolerance.unwrap_or(&case.tolerance);
         match unread_outputs(case, layout, &reader.written, &not_compared, level) {
             Ok(extra) => run.comparisons.extend(extra),
-            Err(e) => run.error = Some(e),
+            Err(e) => run.error = Some(e.to_string()),
         }
     }
     (run, reader.problem)
@@ -678,15 +678,24 @@ fn outputs_from<T: Real>(
         .ok()
 }
 
+/// Why the outputs no recording reads cannot be judged.
+#[derive(Debug, thiserror::Error)]
+enum UnreadError {
+    /// The Rust LSTM cannot run the case.
+    #[error("the Rust LSTM cannot run the case to check unrecorded outputs: {0}")]
+    CannotRun(DialectError),
+    /// The Rust LSTM has no such array for the step.
+    #[error("step {step}: the Rust LSTM has no {file} to check the written one against")]
+    NoCounterpart { step: String, file: String },
+}
+
 /// The Rust LSTM's result of every step of `case`, computed in `U`.
-fn rust_steps<U: Real>(case: &Case) -> Result<BTreeMap<String, RunOutput<U>>, String> {
+fn rust_steps<U: Real>(case: &Case) -> Result<BTreeMap<String, RunOutput<U>>, UnreadError> {
     let mut rust = RustLstm;
     let mut recording = Recording::new(&mut rust);
     case.model
         .run_with::<U>(&case.variables, &case.inputs, &mut recording)
-        .map_err(|e| {
-            format!("the Rust LSTM cannot run the case to check unrecorded outputs: {e}")
-        })?;
+        .map_err(UnreadError::CannotRun)?;
     Ok(recording
         .steps
         .into_iter()
@@ -711,7 +720,7 @@ fn unread_outputs<T: Real>(
     written: &BTreeMap<String, Written<T>>,
     not_compared: &[NotCompared],
     tolerance: &Tolerance,
-) -> Result<Vec<crate::conformance::compare::Comparison>, String> {
+) -> Result<Vec<crate::conformance::compare::Comparison>, UnreadError> {
     let compared: Vec<&String> = case
         .expected
         .keys()
@@ -801,10 +810,10 @@ fn unread_outputs<T: Real>(
             rust32.get(step).and_then(|r| field.get(r)),
             rust64.get(step).and_then(|r| field.get(r)),
         ) else {
-            return Err(format!(
-                "step {step}: the Rust LSTM has no {} to check the written one against",
-                field.file()
-            ));
+            return Err(UnreadError::NoCounterpart {
+                step: step.clone(),
+                file: field.file(),
+            });
         };
         // Elements a recorded output reads are judged there: here they
         // take the Rust LSTM's own value in this dtype, so only the unread

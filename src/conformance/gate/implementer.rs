@@ -4,12 +4,12 @@ use super::error::GateError;
 use super::export::tensor_of;
 use super::fingerprint::fingerprint;
 use super::format::{ExportIndex, FileRef, OutputsInfo, StepFile};
-use super::io::{inside, io_err, npy_budget, read_json, read_output, write_json};
+use super::io::{inside, io_err, npy_budget, read_finite, read_json, write_json};
 use super::{EXPORT_FORMAT, GATE_VERSION, OUTPUTS_FORMAT, OUTPUTS_VERSION};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array2, ArrayD, Dimension, Ix2};
+use ndarray::{Array2, ArrayD, Ix2};
 use serde_json::Value;
 
 use crate::conformance::npy;
@@ -54,14 +54,6 @@ pub fn read_index(export_dir: &Path) -> Result<ExportIndex, GateError> {
     Ok(index)
 }
 
-fn read_float<T: Real>(path: &Path, shape: &[usize]) -> Result<ArrayD<T>, String> {
-    let a = read_output::<T>(path, shape)?;
-    if let Some((i, v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Err(format!("non-finite value {v} at index {:?}", i.slice()));
-    }
-    Ok(a)
-}
-
 /// Read a step of an export back as a canonical [`Step`] (weights
 /// converted back from the layout with [`layout::import_layer`]): what a
 /// Rust implementation needs to run it.
@@ -87,7 +79,7 @@ pub fn load_step<T: Real>(
         message,
     };
     let array = |r: &FileRef| -> Result<ArrayD<T>, GateError> {
-        read_float::<T>(&dir.join(&r.file), &r.shape).map_err(|m| bad(&r.file, m))
+        read_finite::<T>(&dir.join(&r.file), &r.shape).map_err(|e| bad(&r.file, e.to_string()))
     };
     let x_ref = file
         .inputs

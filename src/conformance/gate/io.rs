@@ -64,29 +64,87 @@ pub(super) fn npy_budget(shape: &[usize], item: usize) -> Option<u64> {
         .checked_add(npy::MAX_HEADER_BYTES)
 }
 
+/// Why an array file of a step cannot be used. The caller names the file.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ArrayFileError {
+    /// A shape whose byte count overflows.
+    #[error("shape {0:?} is too large")]
+    TooLarge(Vec<usize>),
+    /// The file cannot be read (missing, not a regular file, too large).
+    #[error("{0}")]
+    Read(#[from] fsio::ReadError),
+    /// Not a valid `.npy`.
+    #[error("{0}")]
+    Npy(#[from] npy::NpyError),
+    /// Another dtype.
+    #[error("dtype {found} where {required} is required")]
+    Dtype {
+        /// The file's dtype.
+        found: &'static str,
+        /// The step's.
+        required: &'static str,
+    },
+    /// Another shape.
+    #[error("shape {found:?} where {required:?} is required")]
+    Shape {
+        /// The file's shape.
+        found: Vec<usize>,
+        /// The step's.
+        required: Vec<usize>,
+    },
+    /// NaN or an infinity in an input or a weight.
+    #[error("non-finite value {value} at index {index:?}")]
+    NonFinite {
+        /// The value.
+        value: f64,
+        /// Where.
+        index: Vec<usize>,
+    },
+}
+
 /// Read an implementation's output: the file, its dtype and shape as the
 /// export says. Any value is accepted, NaN and infinities included: they
 /// are results, and the comparison fails them.
-pub(super) fn read_output<T: Real>(path: &Path, shape: &[usize]) -> Result<ArrayD<T>, String> {
+pub(super) fn read_output<T: Real>(
+    path: &Path,
+    shape: &[usize],
+) -> Result<ArrayD<T>, ArrayFileError> {
     let limit = npy_budget(shape, std::mem::size_of::<T>())
-        .ok_or_else(|| format!("shape {shape:?} is too large"))?;
+        .ok_or_else(|| ArrayFileError::TooLarge(shape.to_vec()))?;
     // The implementation's own file: a symbolic link is refused, never
     // followed (it could point at a reference array).
-    let bytes = fsio::read_limited_nofollow(path, limit, "an output of the shape the step needs")
-        .map_err(|e| e.to_string())?;
-    let (t, file_dtype) = npy::parse_with_dtype(&bytes).map_err(|e| e.to_string())?;
-    if file_dtype != T::NAME {
-        return Err(format!("dtype {file_dtype} where {} is required", T::NAME));
+    let bytes = fsio::read_limited_nofollow(path, limit, "an output of the shape the step needs")?;
+    let (t, found) = npy::parse_with_dtype(&bytes)?;
+    let wrong_dtype = || ArrayFileError::Dtype {
+        found,
+        required: T::NAME,
+    };
+    if found != T::NAME {
+        return Err(wrong_dtype());
     }
     if t.shape() != shape {
-        return Err(format!(
-            "shape {:?} where {:?} is required",
-            t.shape(),
-            shape
-        ));
+        return Err(ArrayFileError::Shape {
+            found: t.shape().to_vec(),
+            required: shape.to_vec(),
+        });
     }
-    t.to_float::<T>()
-        .ok_or_else(|| format!("dtype {file_dtype} where {} is required", T::NAME))
+    t.to_float::<T>().ok_or_else(wrong_dtype)
+}
+
+/// [`read_output`] for an export's own arrays (inputs and weights), which
+/// must be finite.
+pub(super) fn read_finite<T: Real>(
+    path: &Path,
+    shape: &[usize],
+) -> Result<ArrayD<T>, ArrayFileError> {
+    let a = read_output::<T>(path, shape)?;
+    if let Some((i, v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(ArrayFileError::NonFinite {
+            value: v.widen(),
+            index: ndarray::Dimension::slice(&i).to_vec(),
+        });
+    }
+    Ok(a)
 }
 
 #[cfg(test)]
