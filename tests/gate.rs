@@ -1,11 +1,8 @@
-//! The gate loop (export -> an implementation -> check) with the Rust LSTM
-//! as the implementation, in every layout; and the gate's refusals.
-//!
-//! The "implementation" here is a test-only runner that reads each
-//! exported step back through the layout converters
-//! (`gate::load_step`, i.e. `layout::import_layer`), runs the Rust LSTM and
-//! writes the outputs as the contract says: exactly what an external
-//! implementation does.
+//! The gate's machinery with the Rust LSTM as the implementation: what is
+//! compared and what is not, hints, expected failures and stated
+//! tolerances, the command line, and the gate's refusals (bad outputs,
+//! stale or foreign exports, folders it does not own). The loop through
+//! every layout is `tests/gate_layouts.rs`, one trial per layout.
 
 mod common;
 
@@ -13,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{reference, rust_implementation, scratch};
+use common::{check_in, export_in, reference, rust_implementation, scratch};
 
 use lstm_parity::conformance::expectations::Expectations;
 use lstm_parity::conformance::gate::{self, CheckOptions, ExportOptions, GateError};
@@ -54,21 +51,6 @@ fn check(
     check_in(&reference(), export, outputs, expectations)
 }
 
-fn check_in(
-    reference: &Path,
-    export: &Path,
-    outputs: &Path,
-    expectations: Option<&Expectations>,
-) -> Result<Report, GateError> {
-    gate::check(&CheckOptions {
-        export_dir: export,
-        outputs_dir: outputs,
-        reference,
-        tolerance: None,
-        expectations,
-    })
-}
-
 fn export(
     cases: &[Case],
     dir: &Path,
@@ -77,191 +59,6 @@ fn export(
     forget_bias: Option<ForgetBias>,
 ) -> gate::ExportIndex {
     export_in(&reference(), cases, dir, layout, dtype, forget_bias)
-}
-
-fn export_in(
-    root: &Path,
-    cases: &[Case],
-    dir: &Path,
-    layout: Layout,
-    dtype: Dtype,
-    forget_bias: Option<ForgetBias>,
-) -> gate::ExportIndex {
-    gate::export(
-        root,
-        cases,
-        dir,
-        &ExportOptions {
-            selected_by: None,
-            layout,
-            dtype,
-            forget_bias,
-            interrupt: None,
-        },
-    )
-    .unwrap()
-}
-
-/// The cases the gate loop tests run on.
-const GATE_SAMPLE: &[&str] = &["*/nb*", "*/rand-*", "*/canary-*"];
-
-#[test]
-fn the_rust_lstm_passes_the_gate_in_every_layout() {
-    // The notebook, random and canary cases of every suite: every API and
-    // trap, in a few seconds (the grids repeat them at more sizes).
-    let all = cases(GATE_SAMPLE);
-    let mut runs = Vec::new();
-    for layout in Layout::ALL {
-        if layout.has_forget_bias() {
-            runs.push((layout, Some(ForgetBias::Kept)));
-            runs.push((layout, Some(ForgetBias::Folded)));
-        } else {
-            runs.push((layout, None));
-        }
-    }
-    // Two threads: half of the loop is file I/O.
-    let (first, second) = runs.split_at(runs.len() / 2);
-    std::thread::scope(|scope| {
-        for half in [first, second] {
-            let all = &all;
-            scope.spawn(move || {
-                for &(layout, mode) in half {
-                    gate_loop(all, layout, mode);
-                }
-            });
-        }
-    });
-}
-
-fn gate_loop(all: &[Case], layout: Layout, mode: Option<ForgetBias>) {
-    let tmp = scratch();
-    let (ex, out) = (tmp.path().join("export"), tmp.path().join("out"));
-    let index = export(all, &ex, layout, Dtype::F32, mode);
-    let exported = index.cases.iter().filter(|c| c.exported).count();
-    assert!(exported > 0, "{layout}: nothing exported");
-    // Traces in half the layouts, so both paths of the reader run.
-    rust_implementation::<f32>(&ex, &out, layout as usize % 2 == 0);
-    let report = check(&ex, &out, None).unwrap();
-    let failed: Vec<String> = report
-        .runs
-        .iter()
-        .filter(|r| !r.passed())
-        .map(lstm_parity::conformance::report::failure_detail)
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{layout} {mode:?}:\n{}",
-        failed.join("\n")
-    );
-    assert!(report.errors.is_empty(), "{layout}: {:?}", report.errors);
-    assert_eq!(report.runs.len(), exported, "{layout}");
-    assert_eq!(report.skipped.len(), all.len() - exported, "{layout}");
-    assert_eq!(report.exit_code(), 0);
-}
-
-#[test]
-fn the_rust_lstm_passes_the_gate_in_float64() {
-    let all = cases(GATE_SAMPLE);
-    for layout in [Layout::Tf1, Layout::Onnx, Layout::Torch] {
-        let tmp = scratch();
-        let (ex, out) = (tmp.path().join("export"), tmp.path().join("out"));
-        let index = export(&all, &ex, layout, Dtype::F64, None);
-        rust_implementation::<f64>(&ex, &out, true);
-        let report = check(&ex, &out, None).unwrap();
-        assert_eq!(report.summary().failed, 0, "{layout}");
-        assert_eq!(
-            report.summary().passed,
-            index.cases.iter().filter(|c| c.exported).count()
-        );
-    }
-}
-
-/// A synthetic suite of the kinds of cases the recording lacks (block op
-/// with gates, Keras masking, Keras Bidirectional): each layout exports
-/// what it can express, says why not otherwise, and the Rust LSTM passes.
-#[test]
-fn synthetic_block_masking_and_bidirectional_cases_go_through_every_layout() {
-    let suite = scratch();
-    let root = suite.path();
-    let ids = [
-        common::block_case(root),
-        common::keras_masked_case(root),
-        common::keras_bidirectional_case(root),
-        common::keras_sequential_case(root),
-    ];
-    let selection = conformance::select(root, &Filter::new::<&str>(&[]).unwrap()).unwrap();
-    assert!(selection.errors.is_empty(), "{:?}", selection.errors);
-    for layout in Layout::ALL {
-        let tmp = scratch();
-        let (ex, out) = (tmp.path().join("export"), tmp.path().join("out"));
-        let index = export_in(root, &selection.cases, &ex, layout, Dtype::F32, None);
-        rust_implementation::<f32>(&ex, &out, true);
-        let report = check_in(root, &ex, &out, None).unwrap();
-        assert_eq!(
-            report.exit_code(),
-            0,
-            "{layout}: {}",
-            lstm_parity::conformance::report::table(&report)
-        );
-        let exported = |id: &str| index.cases.iter().find(|c| c.id == id).unwrap();
-        let block = exported(&ids[0]);
-        let masked = exported(&ids[1]);
-        let bidirectional = exported(&ids[2]);
-        let sequential = exported(&ids[3]);
-        assert!(!sequential.exported, "{layout}");
-        let reason = sequential.reason.as_deref().unwrap();
-        assert!(
-            reason.starts_with("step \"layers/1/main\": its inputs or initial state are computed from an earlier step's results"),
-            "{layout}: {reason}"
-        );
-        match layout {
-            Layout::Torch | Layout::Cudnn => {
-                // Keras repeats the previous output at masked steps.
-                assert!(
-                    masked
-                        .reason
-                        .as_deref()
-                        .unwrap()
-                        .contains("writes zeros past a row's length"),
-                    "{layout}"
-                );
-                // Bidirectional with return_sequences outputs zeros at masked steps.
-                assert!(bidirectional.exported, "{layout}");
-                assert!(!block.exported, "{layout}: peepholes");
-            }
-            Layout::Block | Layout::BlockV2 => {
-                assert!(block.exported, "{layout}");
-                assert!(
-                    masked
-                        .reason
-                        .as_deref()
-                        .unwrap()
-                        .contains("no per-row lengths"),
-                    "{layout}"
-                );
-            }
-            Layout::Keras => assert!(
-                block.reason.as_deref().unwrap().contains("peepholes"),
-                "{layout}"
-            ),
-            Layout::Onnx | Layout::OnnxLayout1 => {
-                // The ONNX LSTM writes zeros past sequence_lens too.
-                assert!(
-                    masked
-                        .reason
-                        .as_deref()
-                        .unwrap()
-                        .contains("the ONNX LSTM (its Y past sequence_lens)"),
-                    "{layout}"
-                );
-                assert!(block.exported && bidirectional.exported, "{layout}");
-            }
-            _ => assert!(
-                block.exported && masked.exported && bidirectional.exported,
-                "{layout}"
-            ),
-        }
-    }
 }
 
 /// The block case's outputs are per-step states: without traces only `h` and `ci`

@@ -12,7 +12,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lstm_parity::conformance::{gate, npy};
+use lstm_parity::conformance::expectations::Expectations;
+use lstm_parity::conformance::gate::{self, CheckOptions, ExportOptions, GateError};
+use lstm_parity::conformance::report::Report;
+use lstm_parity::conformance::{npy, Case, Dtype};
+use lstm_parity::dialect::layout::{ForgetBias, Layout};
 use lstm_parity::dialect::{Model, Runner, RustLstm};
 use lstm_parity::lstm::Real;
 use lstm_parity::tensor::Tensor;
@@ -284,4 +288,45 @@ pub fn rust_implementation<T: Real>(export: &Path, outputs: &Path, traces: bool)
         }
     }
     gate::write_outputs_info(outputs, export, &index, "Rust LSTM (tests)").unwrap();
+}
+
+/// Export `cases` of the reference folder `root` into `dir` (which must be
+/// new, empty or an earlier export).
+pub fn export_in(
+    root: &Path,
+    cases: &[Case],
+    dir: &Path,
+    layout: Layout,
+    dtype: Dtype,
+    forget_bias: Option<ForgetBias>,
+) -> gate::ExportIndex {
+    gate::export(
+        root,
+        cases,
+        dir,
+        &ExportOptions {
+            selected_by: None,
+            layout,
+            dtype,
+            forget_bias,
+            interrupt: None,
+        },
+    )
+    .unwrap()
+}
+
+/// Check the outputs in `outputs` of the export `export` of `reference`.
+pub fn check_in(
+    reference: &Path,
+    export: &Path,
+    outputs: &Path,
+    expectations: Option<&Expectations>,
+) -> Result<Report, GateError> {
+    gate::check(&CheckOptions {
+        export_dir: export,
+        outputs_dir: outputs,
+        reference,
+        tolerance: None,
+        expectations,
+    })
 }
