@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{copy_case, reference};
+use common::{copy_case, edit_manifest, reference};
 use std::fs;
 use std::path::Path;
 
@@ -20,14 +20,6 @@ const CASE: &str = "tf1/nb001-stacked";
 
 fn load(dir: &Path) -> Result<Case, lstm_parity::conformance::CaseError> {
     Case::load(dir, CASE)
-}
-
-fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
-    let path = dir.join("case.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
-    edit(&mut v);
-    fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
 }
 
 /// The header of a `.npy` file with this dtype descriptor and shape text.

@@ -386,6 +386,13 @@ fn lstm_parity(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// `lstm-parity export --layout LAYOUT --out OUT EXTRA...`.
+fn cli_export(layout: &str, out: &Path, extra: &[&str]) -> Output {
+    let out = out.to_str().unwrap();
+    let args = [&["export", "--layout", layout, "--out", out], extra].concat();
+    lstm_parity(&args)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -743,14 +750,7 @@ fn export_refuses_foreign_folders_and_bad_options() {
     let dir = tmp.path().join("x");
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("notes.txt"), "mine").unwrap();
-    let o = lstm_parity(&[
-        "export",
-        "--layout",
-        "onnx",
-        "--out",
-        dir.to_str().unwrap(),
-        "rand-001",
-    ]);
+    let o = cli_export("onnx", &dir, &["rand-001"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o).contains(
@@ -762,49 +762,21 @@ fn export_refuses_foreign_folders_and_bad_options() {
     assert_eq!(fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine");
     // Its own export is replaced, and stale cases go.
     let own = tmp.path().join("own");
-    let o = lstm_parity(&[
-        "export",
-        "--layout",
-        "tf1",
-        "--out",
-        own.to_str().unwrap(),
-        "rand-00",
-    ]);
+    let o = cli_export("tf1", &own, &["rand-00"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(own
         .join("tf1/rand-002-basic-fb0-dyn-tm/main/step.json")
         .is_file());
-    let o = lstm_parity(&[
-        "export",
-        "--layout",
-        "tf1",
-        "--out",
-        own.to_str().unwrap(),
-        "tf1/rand-001-*",
-    ]);
+    let o = cli_export("tf1", &own, &["tf1/rand-001-*"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(!own.join("tf1/rand-002-basic-fb0-dyn-tm").exists());
     assert!(text(&o)
         .contains("exported 1 of 1 cases (1 steps) in layout tf1, float32, forget_bias kept"));
     // Unknown layout, a forget_bias mode the layout lacks.
-    let o = lstm_parity(&[
-        "export",
-        "--layout",
-        "caffe",
-        "--out",
-        own.to_str().unwrap(),
-    ]);
+    let o = cli_export("caffe", &own, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("unknown layout \"caffe\" (layouts: canonical, tf1, keras, block, block-v2, onnx, onnx-layout1, torch, cudnn)"), "{}", text(&o));
-    let o = lstm_parity(&[
-        "export",
-        "--layout",
-        "keras",
-        "--forget-bias",
-        "kept",
-        "--out",
-        own.to_str().unwrap(),
-    ]);
+    let o = cli_export("keras", &own, &["--forget-bias", "kept"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o).contains("layout keras has no forget_bias option"),
@@ -812,14 +784,7 @@ fn export_refuses_foreign_folders_and_bad_options() {
         text(&o)
     );
     // Not exported cases are listed with the reason on stdout.
-    let o = lstm_parity(&[
-        "export",
-        "--layout",
-        "torch",
-        "--out",
-        own.to_str().unwrap(),
-        "rand-006",
-    ]);
+    let o = cli_export("torch", &own, &["rand-006"]);
     assert!(text(&o).contains("not exported: tf1/rand-006-lstm-peep-dyn: step \"main\": layer 0: peepholes; torch has none"), "{}", text(&o));
 }
 

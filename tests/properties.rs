@@ -8,8 +8,8 @@
 use lstm_parity::conformance::tolerance::F64_EPS;
 use lstm_parity::dialect::{self, keras, tf1};
 use lstm_parity::lstm::{
-    self, oracle, Activation, Layer, MaskedOutput, Peepholes, Projection, RunOptions, Sequence,
-    State,
+    self, oracle, Activation, Layer, MaskedOutput, Peepholes, Projection, RunOptions, RunOutput,
+    Sequence, State,
 };
 use ndarray::{s, Array1, Array2, Array3, ArrayD, Axis};
 use proptest::prelude::*;
@@ -26,6 +26,34 @@ mod bounds {
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= F64_EPS * f64::EPSILON * b.abs().max(1.0)
+}
+
+/// Outputs, final states and traces of two runs of the same layers close.
+fn assert_run_close(a: &RunOutput<f64>, b: &RunOutput<f64>) -> Result<(), TestCaseError> {
+    let dyn_of = |x: &Array2<f64>| x.clone().into_dyn();
+    assert_all_close(
+        &a.outputs.clone().into_dyn(),
+        &b.outputs.clone().into_dyn(),
+        "outputs",
+    )?;
+    for (l, (x, y)) in a.final_state.iter().zip(&b.final_state).enumerate() {
+        assert_all_close(&dyn_of(&x.c), &dyn_of(&y.c), &format!("layer {l} c"))?;
+        assert_all_close(&dyn_of(&x.h), &dyn_of(&y.h), &format!("layer {l} h"))?;
+    }
+    prop_assert_eq!(a.trace.len(), b.trace.len(), "traced layers");
+    for (l, (x, y)) in a.trace.iter().zip(&b.trace).enumerate() {
+        assert_all_close(
+            &x.c.clone().into_dyn(),
+            &y.c.clone().into_dyn(),
+            &format!("layer {l} trace c"),
+        )?;
+        assert_all_close(
+            &x.h.clone().into_dyn(),
+            &y.h.clone().into_dyn(),
+            &format!("layer {l} trace h"),
+        )?;
+    }
+    Ok(())
 }
 
 fn assert_all_close(a: &ArrayD<f64>, b: &ArrayD<f64>, what: &str) -> Result<(), TestCaseError> {
@@ -245,13 +273,7 @@ proptest! {
     fn main_path_equals_oracle(p in problem()) {
         let fast = lstm::run(&p.layers, &p.sequence()).unwrap();
         let slow = oracle::run(&p.layers, &p.sequence()).unwrap();
-        assert_all_close(&fast.outputs.into_dyn(), &slow.outputs.into_dyn(), "outputs")?;
-        for l in 0..p.layers.len() {
-            assert_all_close(&fast.final_state[l].c.clone().into_dyn(), &slow.final_state[l].c.clone().into_dyn(), "c")?;
-            assert_all_close(&fast.final_state[l].h.clone().into_dyn(), &slow.final_state[l].h.clone().into_dyn(), "h")?;
-            assert_all_close(&fast.trace[l].c.clone().into_dyn(), &slow.trace[l].c.clone().into_dyn(), "trace c")?;
-            assert_all_close(&fast.trace[l].h.clone().into_dyn(), &slow.trace[l].h.clone().into_dyn(), "trace h")?;
-        }
+        assert_run_close(&fast, &slow)?;
     }
 
     /// Any thread count (given explicitly, so that even these small layers
@@ -265,13 +287,7 @@ proptest! {
         prop_assert!(untraced.trace.is_empty());
         prop_assert_eq!(&untraced.outputs, &traced.outputs);
         prop_assert_eq!(&untraced.final_state, &traced.final_state);
-        assert_all_close(&traced.outputs.into_dyn(), &slow.outputs.into_dyn(), "outputs")?;
-        for l in 0..p.layers.len() {
-            assert_all_close(&traced.final_state[l].c.clone().into_dyn(), &slow.final_state[l].c.clone().into_dyn(), "c")?;
-            assert_all_close(&traced.final_state[l].h.clone().into_dyn(), &slow.final_state[l].h.clone().into_dyn(), "h")?;
-            assert_all_close(&traced.trace[l].c.clone().into_dyn(), &slow.trace[l].c.clone().into_dyn(), "trace c")?;
-            assert_all_close(&traced.trace[l].h.clone().into_dyn(), &slow.trace[l].h.clone().into_dyn(), "trace h")?;
-        }
+        assert_run_close(&traced, &slow)?;
     }
 
     /// Each batch row computes alone what it computes in the batch.

@@ -366,6 +366,26 @@ struct Gate {
     outputs: PathBuf,
 }
 
+/// Remove every file of `dir`, returning them to [`put_back`].
+fn take_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let saved: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), fs::read(&p).unwrap()))
+        .collect();
+    for (p, _) in &saved {
+        fs::remove_file(p).unwrap();
+    }
+    saved
+}
+
+/// Write back the files [`take_files`] took.
+fn put_back(saved: &[(PathBuf, Vec<u8>)]) {
+    for (p, bytes) in saved {
+        fs::write(p, bytes).unwrap();
+    }
+}
+
 impl Gate {
     fn new(ids: &[&str], layout: Layout, dtype: Dtype, traces: bool) -> Gate {
         let (tmp, root) = reference_of(ids);
@@ -1068,23 +1088,14 @@ fn unbounded_work_fifos_are_refused_never_waited_on() {
     with_fifo(&y, &|| g.check(&[]), 2, &["y.npy", "FIFO"]);
     // error.txt in place of the outputs.
     let step = g.step(RAND001, "main");
-    let saved: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(&step)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .map(|p| (p.clone(), fs::read(&p).unwrap()))
-        .collect();
-    for (p, _) in &saved {
-        fs::remove_file(p).unwrap();
-    }
+    let saved = take_files(&step);
     with_fifo(
         &step.join("error.txt"),
         &|| g.check(&[]),
         2,
         &["error.txt", "FIFO"],
     );
-    for (p, bytes) in &saved {
-        fs::write(p, bytes).unwrap();
-    }
+    put_back(&saved);
     let expectations = g.tmp.path().join("known.toml");
     mkfifo(&expectations);
     g.check(&[OsStr::new("--expectations"), os(&expectations)])
@@ -2061,22 +2072,13 @@ fn silent_pass_links_in_outputs_or_to_a_case_json_outside_are_refused() {
     let secret = g.tmp.path().join("secret.txt");
     fs::write(&secret, "TOP-SECRET-LINE\n").unwrap();
     let step = g.step(RAND001, "main");
-    let saved: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(&step)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .map(|p| (p.clone(), fs::read(&p).unwrap()))
-        .collect();
-    for (p, _) in &saved {
-        fs::remove_file(p).unwrap();
-    }
+    let saved = take_files(&step);
     symlink(&secret, step.join("error.txt")).unwrap();
     let r = g.check(&[]);
     r.expect(2, &["error.txt", "a symbolic link"]);
     assert!(!r.text().contains("TOP-SECRET"), "{}", r.text());
     fs::remove_file(step.join("error.txt")).unwrap();
-    for (p, bytes) in &saved {
-        fs::write(p, bytes).unwrap();
-    }
+    put_back(&saved);
     // y.npy a link to a copy of itself: refused all the same.
     let y = step.join("y.npy");
     let copy = g.tmp.path().join("y-copy.npy");

@@ -149,6 +149,25 @@ pub struct CaseRun {
 }
 
 impl CaseRun {
+    /// A run of `case` in `dtype` at `tolerance` with nothing compared yet.
+    fn of(case: &Case, dtype: Dtype, tolerance: &Tolerance) -> CaseRun {
+        CaseRun {
+            id: case.id.clone(),
+            api: case.model.api(),
+            dtype,
+            tolerance: tolerance.to_string(),
+            tolerance_reason: None,
+            comparisons: Vec::new(),
+            divergence: None,
+            error: None,
+            refused: false,
+            not_compared: Vec::new(),
+            diagnosis: None,
+            expected_failure: None,
+            features: Vec::new(),
+        }
+    }
+
     /// Whether every output is within tolerance.
     pub fn passed(&self) -> bool {
         self.error.is_none() && self.comparisons.iter().all(|c| c.passed)
@@ -257,19 +276,11 @@ pub fn check_outputs_except<T: Real>(
         None
     };
     CaseRun {
-        id: case.id.clone(),
-        api: case.model.api(),
-        dtype,
-        tolerance: tolerance.to_string(),
-        tolerance_reason: None,
         comparisons,
         divergence,
         error,
-        refused: false,
         not_compared: not_compared.to_vec(),
-        diagnosis: None,
-        expected_failure: None,
-        features: Vec::new(),
+        ..CaseRun::of(case, dtype, tolerance)
     }
 }
 
@@ -301,19 +312,8 @@ impl<T: Real> Runner<T> for Recording<'_, T> {
 
 fn error_run(case: &Case, dtype: Dtype, tolerance: &Tolerance, error: String) -> CaseRun {
     CaseRun {
-        id: case.id.clone(),
-        api: case.model.api(),
-        dtype,
-        tolerance: tolerance.to_string(),
-        tolerance_reason: None,
-        comparisons: Vec::new(),
-        divergence: None,
         error: Some(error),
-        refused: false,
-        not_compared: Vec::new(),
-        diagnosis: None,
-        expected_failure: None,
-        features: Vec::new(),
+        ..CaseRun::of(case, dtype, tolerance)
     }
 }
 

@@ -39,6 +39,15 @@ pub fn copy_case(id: &str) -> (tempfile::TempDir, PathBuf) {
     (root, dst)
 }
 
+/// Edit a case's `case.json` in place (a copy, from [`copy_case`]).
+pub fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("case.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut v);
+    fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
 /// A scratch folder, on a RAM file system where there is one: an export
 /// is a thousand small files, and creating them on a slow disk costs
 /// seconds per layout.
