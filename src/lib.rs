@@ -12,6 +12,7 @@
 //! | [`dialect`] | each framework's terms (gate orders, quirks) to and from the canonical LSTM | files |
 //! | [`lstm`] | the canonical LSTM math and its slow `f64` oracle | frameworks, files |
 //! | [`tensor`] | the arrays passed between them | |
+//! | [`parse`] | names read from the command line and files, and the typed error for an unknown one | |
 //! | [`mod@bench`] | timing the kernel at the benchmark shapes (`lstm-parity bench`) | |
 //!
 //! Where to start, by task:
