@@ -13,6 +13,10 @@
 //!   states).
 //! * [`oracle`] is a slow scalar `f64` implementation written to be read; the
 //!   property tests hold [`run`] to it.
+//!
+//! The semantics are in `layer`, `gates`, `activation` and `runner`; how
+//! they are computed fast (packed weights, vectorised activations,
+//! threads) is the `kernel` subtree, which adds nothing to them.
 
 mod activation;
 mod gates;
