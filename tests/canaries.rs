@@ -61,6 +61,10 @@ const CANARIES: &[(&str, &[Mistake])] = &[
         &[M::OtherMaskedOutput, M::ZeroLengthDropsInitialState],
     ),
     ("canary-state-tuple-c-h", &[M::StateOrderSwapped]),
+    (
+        "canary-state-concat-c-h",
+        &[M::ConcatenatedStateAsHC, M::StateOrderSwapped],
+    ),
     ("canary-time-major", &[M::IgnoreTimeMajor]),
     // block
     ("canary-cell-default-clip", &[M::NoCellClip]),

@@ -53,10 +53,15 @@ def activation(name, keras_version="3"):
 
 
 class Tf1Cell:
-    """BasicLSTMCell or LSTMCell; state is (c, h), gate order i, j, f, o."""
+    """BasicLSTMCell or LSTMCell; state is (c, h), gate order i, j, f, o.
 
-    def __init__(self, spec, variables, trap=None):
+    `residual`: the cell sits in a ResidualWrapper, so its output is input + output
+    (the state stays the cell's own).
+    """
+
+    def __init__(self, spec, variables, trap=None, residual=False):
         self.spec = spec
+        self.residual = residual
         self.trap = trap if trap in TF1_CELL_TRAPS else None
         names = spec["variables"]
         self.kernel = variables[names["kernel"]]
@@ -112,10 +117,81 @@ class Tf1Cell:
         return (np.zeros((batch, self.units)), np.zeros((batch, self.num_proj or self.units)))
 
 
-def tf1_layers(cell_spec, variables, trap=None):
+TF1_WRAPPERS = ("DropoutWrapper", "ResidualWrapper")
+
+
+def tf1_unwrap(cell_spec):
+    """[(LSTM cell spec, residual)] of a cell spec, first layer first (docs/semantics.md §3.8-§3.9).
+
+    A DropoutWrapper must have every keep probability 1.0 (the identity)."""
     if cell_spec["class"] == "MultiRNNCell":
-        return [Tf1Cell(c, variables, trap) for c in cell_spec["cells"]]
-    return [Tf1Cell(cell_spec, variables, trap)]
+        return [layer for c in cell_spec["cells"] for layer in tf1_unwrap(c)]
+    if cell_spec["class"] == "DropoutWrapper":
+        keeps = [cell_spec[k] for k in ("input_keep_prob", "output_keep_prob", "state_keep_prob")]
+        if keeps != [1.0, 1.0, 1.0]:
+            raise AssertionError(f"DropoutWrapper keep probabilities {keeps}: only 1.0 is reproducible")
+        return tf1_unwrap(cell_spec["cell"])
+    if cell_spec["class"] == "ResidualWrapper":
+        inner = tf1_unwrap(cell_spec["cell"])
+        if len(inner) != 1 or inner[0][1]:
+            raise AssertionError("ResidualWrapper around one plain LSTM cell only")
+        return [(inner[0][0], True)]
+    return [(cell_spec, False)]
+
+
+def tf1_layers(cell_spec, variables, trap=None):
+    return [Tf1Cell(spec, variables, trap, residual) for spec, residual in tf1_unwrap(cell_spec)]
+
+
+def state_groups(cell_spec, prefix):
+    """[(native name, [(layer, "c" | "h"), ...])]: the tensors of TF's state nest, flattened, and the
+    per-layer parts each concatenates (docs/semantics.md §3.6). A state tuple gives `<prefix>/<layer>/c`
+    and `/h`; a cell with state_is_tuple=False one `<prefix>/<layer>` = [c, h]; a
+    MultiRNNCell(state_is_tuple=False) one `<prefix>` = [c0, h0, c1, h1, ...]."""
+    if cell_spec["class"] == "MultiRNNCell" and cell_spec.get("state_is_tuple") is False:
+        layers = tf1_unwrap(cell_spec)
+        return [(prefix, [(index, part) for index in range(len(layers)) for part in ("c", "h")])]
+    cells = cell_spec["cells"] if cell_spec["class"] == "MultiRNNCell" else [cell_spec]
+    groups = []
+    for index, cell in enumerate(cells):
+        spec = tf1_unwrap(cell)[0][0]
+        if spec.get("state_is_tuple") is False:
+            groups.append((f"{prefix}/{index}", [(index, "c"), (index, "h")]))
+        else:
+            groups += [(f"{prefix}/{index}/{part}", [(index, part)]) for part in ("c", "h")]
+    return groups
+
+
+def state_widths(cell_spec):
+    """{(layer, "c" | "h"): width}."""
+    widths = {}
+    for index, (spec, _) in enumerate(tf1_unwrap(cell_spec)):
+        widths[index, "c"] = spec["num_units"]
+        widths[index, "h"] = spec.get("num_proj") or spec["num_units"]
+    return widths
+
+
+def join_states(cell_spec, per_layer, prefix):
+    """{native name: array} from {(layer, part): array}, concatenated as TF's state nest holds them."""
+    return {name: np.concatenate([per_layer[key] for key in parts], axis=1) if len(parts) > 1 else per_layer[parts[0]]
+            for name, parts in state_groups(cell_spec, prefix)}
+
+
+def split_states(cell_spec, named, prefix):
+    """{(layer, part): array} from native state tensors (the inverse of `join_states`); None if absent."""
+    groups = state_groups(cell_spec, prefix)
+    if not any(name in named for name, _ in groups):
+        return None
+    widths = state_widths(cell_spec)
+    per_layer = {}
+    for name, parts in groups:
+        offset = 0
+        for key in parts:
+            per_layer[key] = named[name][:, offset:offset + widths[key]]
+            offset += widths[key]
+        if offset != named[name].shape[1]:
+            raise AssertionError(f"{name}: width {named[name].shape[1]} != {offset}")
+    return per_layer
 
 
 BIDIRECTIONAL_APIS = ("bidirectional_dynamic_rnn", "static_bidirectional_rnn")
@@ -133,7 +209,8 @@ def tf1_run(layers, x, states, lengths, trap=None):
         value = x[t]
         new_states = []
         for layer, state in zip(layers, states):
-            value, new_state = layer.step(value, state)
+            output, new_state = layer.step(value, state)
+            value = value + output if layer.residual else output
             new_states.append(new_state)
         if lengths is not None:  # past a row's length: zero output, carried state
             done = (t >= lengths)[:, None]
@@ -152,14 +229,16 @@ def tf1_run(layers, x, states, lengths, trap=None):
     return out, states, trace
 
 
-def _initial_states(layers, inputs, prefix, batch):
-    states = []
-    for index, layer in enumerate(layers):
-        if f"{prefix}/{index}/c" in inputs:
-            states.append((inputs[f"{prefix}/{index}/c"], inputs[f"{prefix}/{index}/h"]))
-        else:
-            states.append(layer.zero_state(batch))
-    return states
+def _initial_states(layers, inputs, prefix, batch, cell_spec):
+    given = split_states(cell_spec, inputs, prefix)
+    if given is None:
+        return [layer.zero_state(batch) for layer in layers]
+    return [(given[index, "c"], given[index, "h"]) for index in range(len(layers))]
+
+
+def _final_states(cell_spec, states, prefix):
+    return join_states(cell_spec, {(index, part): state[k] for index, state in enumerate(states)
+                                   for k, part in ((0, "c"), (1, "h"))}, prefix)
 
 
 def _trace_arrays(layers, trace, batch, prefix=""):
@@ -198,10 +277,11 @@ def tf1_bidirectional_expected(model, variables, inputs, trap=None):
     reverse = reverse_sequence
     if trap == "full_reverse":  # tf.reverse over the whole time axis: padding read first
         reverse = lambda a, _lengths: a[::-1].copy()  # noqa: E731
-    fw_out, fw_states, fw_trace = tf1_run(fw_layers, x, _initial_states(fw_layers, inputs, "initial_state_fw", batch),
+    fw_out, fw_states, fw_trace = tf1_run(fw_layers, x, _initial_states(fw_layers, inputs, "initial_state_fw", batch, model["cell"]),
                                           lengths, trap)
     bw_out, bw_states, bw_trace = tf1_run(bw_layers, reverse(x, full),
-                                          _initial_states(bw_layers, inputs, "initial_state_bw", batch), lengths, trap)
+                                          _initial_states(bw_layers, inputs, "initial_state_bw", batch, model["cell_bw"]),
+                                          lengths, trap)
     bw_out = reverse(bw_out, full)  # back into input time order, as TF returns it
     result = {}
     if api == "bidirectional_dynamic_rnn":
@@ -211,9 +291,9 @@ def tf1_bidirectional_expected(model, variables, inputs, trap=None):
     else:
         pair = [bw_out, fw_out] if trap == "concat_bw_fw" else [fw_out, bw_out]
         result["outputs"] = np.concatenate(pair, axis=2)
-    for direction, layers, states, trace in (("fw", fw_layers, fw_states, fw_trace), ("bw", bw_layers, bw_states, bw_trace)):
-        for index in range(len(layers)):
-            result[f"{direction}/state/{index}/c"], result[f"{direction}/state/{index}/h"] = states[index]
+    for direction, key, layers, states, trace in (("fw", "cell", fw_layers, fw_states, fw_trace),
+                                                  ("bw", "cell_bw", bw_layers, bw_states, bw_trace)):
+        result.update(_final_states(model[key], states, f"{direction}/state"))
         result.update(_trace_arrays(layers, trace, batch, prefix=f"{direction}/"))
     return result
 
@@ -230,7 +310,7 @@ def tf1_expected(model, variables, inputs, trap=None):
     elif api == "dynamic_rnn" and not model.get("time_major", False):
         x = np.transpose(x, (1, 0, 2))
     batch = x.shape[1]
-    out, states, trace = tf1_run(layers, x, _initial_states(layers, inputs, "initial_state", batch),
+    out, states, trace = tf1_run(layers, x, _initial_states(layers, inputs, "initial_state", batch, model["cell"]),
                                  inputs.get("sequence_length"), trap)
     result = {}
     if api == "cell_call":
@@ -239,8 +319,7 @@ def tf1_expected(model, variables, inputs, trap=None):
         result["outputs"] = np.transpose(out, (1, 0, 2))
     else:
         result["outputs"] = out
-    for index in range(len(layers)):
-        result[f"state/{index}/c"], result[f"state/{index}/h"] = states[index]
+    result.update(_final_states(model["cell"], states, "state"))
     result.update(_trace_arrays(layers, trace, batch))
     return result
 

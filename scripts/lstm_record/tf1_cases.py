@@ -51,12 +51,31 @@ def lstm(num_units, forget_bias=1.0, activation="tanh", use_peepholes=False, cel
             "proj_clip": None if proj_clip is None else float(proj_clip)}
 
 
-def multi(*cells):
-    return {"class": "MultiRNNCell", "cells": list(cells)}
+def multi(*cells, state_is_tuple=True):
+    spec = {"class": "MultiRNNCell", "cells": list(cells)}
+    if not state_is_tuple:
+        spec["state_is_tuple"] = False
+    return spec
+
+
+def concat_state(spec):
+    """The cell with state_is_tuple=False: its state is one tensor [c, h]."""
+    return {**spec, "state_is_tuple": False}
+
+
+def residual(cell):
+    return {"class": "ResidualWrapper", "cell": cell}
+
+
+def dropout(cell, input_keep_prob=1.0, output_keep_prob=1.0, state_keep_prob=1.0, seed=None):
+    return {"class": "DropoutWrapper", "input_keep_prob": float(input_keep_prob),
+            "output_keep_prob": float(output_keep_prob), "state_keep_prob": float(state_keep_prob), "seed": seed,
+            "cell": cell}
 
 
 def layer_specs(cell):
-    return cell["cells"] if cell["class"] == "MultiRNNCell" else [cell]
+    """The LSTM cell specs of a cell, first layer first, wrappers taken off."""
+    return [spec for spec, _ in numpy_lstm.tf1_unwrap(cell)]
 
 
 def out_size(spec):
@@ -144,6 +163,13 @@ def build_case(name, *, seed, generator, api, cell, batch, steps, depth, cell_bw
                                                           else np.zeros((batch, size), np.float32))
     if tweak is not None:
         tweak(weights, inputs)
+    for direction, spec in cells:  # states as TF's nest holds them (state_is_tuple=False: concatenated)
+        prefix = f"initial_state_{direction}" if direction else "initial_state"
+        groups = numpy_lstm.state_groups(spec, prefix)
+        if any(len(parts) > 1 for _, parts in groups) and f"{prefix}/0/c" in inputs:
+            per_layer = {(index, part): inputs.pop(f"{prefix}/{index}/{part}") for _, parts in groups
+                         for index, part in parts}
+            inputs.update(numpy_lstm.join_states(spec, per_layer, prefix))
     for key, value in weights.items():
         assert value.dtype == np.float32 and np.all(value != 0), f"{name}: weight {key} has zeros or is not float32"
     what = API_WORDS[api]
@@ -735,8 +761,16 @@ def grid_coverage(cases):
 
 def describe_cell(cell):
     if cell["class"] == "MultiRNNCell":
-        return "MultiRNNCell([" + ", ".join(describe_cell(c) for c in cell["cells"]) + "])"
+        tuple_word = "" if cell.get("state_is_tuple", True) else ", state_is_tuple=False"
+        return "MultiRNNCell([" + ", ".join(describe_cell(c) for c in cell["cells"]) + "]" + tuple_word + ")"
+    if cell["class"] == "ResidualWrapper":
+        return f"ResidualWrapper({describe_cell(cell['cell'])})"
+    if cell["class"] == "DropoutWrapper":
+        keeps = ", ".join(f"{k}={cell[k]:g}" for k in ("input_keep_prob", "output_keep_prob", "state_keep_prob"))
+        return f"DropoutWrapper({describe_cell(cell['cell'])}, {keeps})"
     options = [str(cell["num_units"])]
+    if cell.get("state_is_tuple") is False:
+        options.append("state_is_tuple=False")
     if cell["forget_bias"] != 1.0:
         options.append(f"forget_bias={cell['forget_bias']:g}")
     if cell["activation"] != "tanh":
@@ -770,7 +804,72 @@ def prepare_notebook(case):
     return case
 
 
+def form_cases():
+    """The TF1 forms beyond plain cells (docs/semantics.md §3.6, §3.8, §3.9): one-tensor states
+    (state_is_tuple=False), DropoutWrapper with every keep probability 1.0, ResidualWrapper; and the
+    canary of the one-tensor state's [c, h] order."""
+    swap_halves = lambda inputs: inputs.update(  # noqa: E731
+        {"initial_state/0": np.concatenate(np.split(inputs["initial_state/0"], 2, axis=1)[::-1], axis=1)})
+
+    def scale_initial_c(weights, inputs):
+        inputs["initial_state/0/c"] = (inputs["initial_state/0/c"] * np.float32(3.0)).astype(np.float32)
+
+    table = [
+        # name, api, cell, (batch, time, input), options
+        ("concat-basic-dyn-init", "dynamic_rnn", concat_state(basic(4)), (3, 5, 3), {"initial_state": True}),
+        ("concat-lstm-peep-proj-call-init", "cell_call", concat_state(lstm(5, use_peepholes=True, num_proj=3)),
+         (4, 1, 2), {"initial_state": True}),
+        ("concat-lstm-proj-dyn-seqlen-init", "dynamic_rnn", concat_state(lstm(4, num_proj=2, forget_bias=0.5)),
+         (4, 6, 3), {"initial_state": True, "sequence_length": [6, 0, 3, 1]}),
+        ("concat-multi2-dyn-tm-init", "dynamic_rnn",
+         multi(concat_state(lstm(3, num_proj=2)), concat_state(basic(4)), state_is_tuple=False), (2, 5, 3),
+         {"initial_state": True, "time_major": True}),
+        ("concat-multi2-call-init", "cell_call",
+         multi(concat_state(basic(3)), concat_state(lstm(2, cell_clip=0.5)), state_is_tuple=False), (3, 1, 4),
+         {"initial_state": True}),
+        ("concat-in-tuple-multi-static-seqlen", "static_rnn",
+         multi(concat_state(lstm(3)), basic(2), concat_state(lstm(4, num_proj=3))), (3, 4, 2),
+         {"initial_state": True, "sequence_length": [4, 2, 0]}),
+        ("concat-bidyn-seqlen-init", "bidirectional_dynamic_rnn", concat_state(lstm(3, num_proj=2)), (3, 5, 2),
+         {"cell_bw": multi(concat_state(basic(2)), concat_state(lstm(3)), state_is_tuple=False),
+          "initial_state": True, "sequence_length": [5, 2, 3]}),
+        ("dropout-keep1-lstm-peep-dyn-seqlen", "dynamic_rnn", dropout(lstm(4, use_peepholes=True)), (3, 5, 3),
+         {"sequence_length": [5, 3, 0]}),
+        ("dropout-keep1-multi2-static-init", "static_rnn",
+         multi(dropout(basic(3)), dropout(lstm(4, num_proj=2), seed=7)), (2, 4, 3), {"initial_state": True}),
+        ("residual-lstm-dyn-seqlen", "dynamic_rnn", residual(lstm(4)), (3, 5, 4),
+         {"sequence_length": [5, 2, 0], "initial_state": True}),
+        ("residual-lstm-proj-call-init", "cell_call", residual(lstm(6, num_proj=3, use_peepholes=True)), (3, 1, 3),
+         {"initial_state": True}),
+        ("residual-multi2-dyn-init", "dynamic_rnn", multi(lstm(4), residual(lstm(4))), (2, 6, 3),
+         {"initial_state": True}),
+        ("residual-multi3-static-seqlen", "static_rnn",
+         multi(residual(basic(3)), basic(5), residual(lstm(5, use_peepholes=True, cell_clip=1.0))), (3, 4, 3),
+         {"sequence_length": [4, 1, 3]}),
+        ("residual-bistatic", "static_bidirectional_rnn", residual(lstm(2)), (2, 4, 2),
+         {"cell_bw": multi(basic(3), residual(basic(3))), "sequence_length": [4, 2]}),
+        ("forms-multi3-concat-residual-dropout-dyn-seqlen-init", "dynamic_rnn",
+         multi(concat_state(lstm(4)), residual(dropout(concat_state(basic(4)))),
+               dropout(residual(concat_state(lstm(4, num_proj=4)))), state_is_tuple=False), (3, 6, 3),
+         {"initial_state": True, "sequence_length": [6, 4, 0]}),
+    ]
+    cases = []
+    for number, (name, api, cell, (batch, steps, depth), options) in enumerate(table):
+        cases.append(build_case(name, seed=4000 + number, generator="form", api=api, cell=cell, batch=batch,
+                                steps=steps, depth=depth, **options))
+    canary = build_case(
+        "canary-state-concat-c-h", seed=4100, generator="canary", api="dynamic_rnn",
+        cell=concat_state(lstm(4)), batch=2, steps=4, depth=3, initial_state=True, tweak=scale_initial_c,
+        traps=[("one-tensor initial state read as [h, c]", wrong_tf1(inputs_change=swap_halves))],
+        notes="Canary: LSTMCell(state_is_tuple=False) holds its state as ONE tensor concat([c, h], 1), c first "
+              "(the initial c scaled by 3 so that the halves differ in size). Wrong implementations that must "
+              f"fail it by more than {traps.MIN_MARGIN:g} (checked at record time with the NumPy LSTM): the "
+              "one-tensor initial state read as [h, c].")
+    canary["description"] = "canary state-concat-c-h: " + canary["description"]
+    return cases + [canary]
+
+
 def all_cases():
     """Every case in recording order, built deterministically from the seeds."""
     return ([prepare_notebook(c) for c in notebook_cases()] + [prepare_random(c) for c in random_cases()]
-            + canary_cases() + grid_cases())
+            + canary_cases() + form_cases() + grid_cases())

@@ -33,13 +33,73 @@ DIRECTIONS = (("fw", "cell"), ("bw", "cell_bw"))
 
 
 def make_tf_cell(spec):
+    tuple_state = spec.get("state_is_tuple", True)
     if spec["class"] == "BasicLSTMCell":
         return v1.nn.rnn_cell.BasicLSTMCell(spec["num_units"], forget_bias=spec["forget_bias"],
-                                            activation=spec["activation"])
+                                            activation=spec["activation"], state_is_tuple=tuple_state)
     return v1.nn.rnn_cell.LSTMCell(
         spec["num_units"], forget_bias=spec["forget_bias"], activation=spec["activation"],
         use_peepholes=spec["use_peepholes"], cell_clip=spec["cell_clip"], num_proj=spec["num_proj"],
-        proj_clip=spec["proj_clip"])
+        proj_clip=spec["proj_clip"], state_is_tuple=tuple_state)
+
+
+def build_cell(spec):
+    """(the TF cell of a spec, its LSTM cells first to last): MultiRNNCell, wrappers, LSTM cells."""
+    if spec["class"] == "MultiRNNCell":
+        parts = [build_cell(c) for c in spec["cells"]]
+        top = v1.nn.rnn_cell.MultiRNNCell([cell for cell, _ in parts],
+                                          state_is_tuple=spec.get("state_is_tuple", True))
+        return top, [lstm_cell for _, cells in parts for lstm_cell in cells]
+    if spec["class"] == "ResidualWrapper":
+        inner, cells = build_cell(spec["cell"])
+        return v1.nn.rnn_cell.ResidualWrapper(inner), cells
+    if spec["class"] == "DropoutWrapper":
+        inner, cells = build_cell(spec["cell"])
+        return v1.nn.rnn_cell.DropoutWrapper(
+            inner, input_keep_prob=spec["input_keep_prob"], output_keep_prob=spec["output_keep_prob"],
+            state_keep_prob=spec["state_keep_prob"], seed=spec["seed"]), cells
+    cell = make_tf_cell(spec)
+    return cell, [cell]
+
+
+def initial_nest(cell_spec, ph, prefix):
+    """The initial state as TF's nest for `cell_spec` from placeholders (numpy_lstm.state_groups names), or None."""
+    groups = numpy_lstm.state_groups(cell_spec, prefix)
+    if not any(name in ph for name, _ in groups):
+        return None
+    if len(groups) == 1:  # MultiRNNCell(state_is_tuple=False): one tensor for the stack
+        return ph[groups[0][0]]
+    per_layer = {}
+    for name, parts in groups:
+        if len(parts) == 1:
+            per_layer.setdefault(parts[0][0], {})[parts[0][1]] = ph[name]
+        else:
+            per_layer[parts[0][0]] = ph[name]
+    states = tuple(v1.nn.rnn_cell.LSTMStateTuple(s["c"], s["h"]) if isinstance(s, dict) else s
+                   for _, s in sorted(per_layer.items()))
+    return states if cell_spec["class"] == "MultiRNNCell" else states[0]
+
+
+def named_states(cell_spec, flat, prefix):
+    """({native name: array}, {prefix/<layer>/<c|h>: array}) from TF's flattened final state."""
+    groups = numpy_lstm.state_groups(cell_spec, prefix)
+    if len(flat) != len(groups):
+        raise AssertionError(f"{len(flat)} state tensors for {len(groups)} names")
+    named = {name: value for (name, _), value in zip(groups, flat)}
+    per_layer = numpy_lstm.split_states(cell_spec, named, prefix)
+    return named, {f"{prefix}/{index}/{part}": value for (index, part), value in per_layer.items()}
+
+
+def check_residual_refusal():
+    """TF refuses a ResidualWrapper whose cell's output size differs from its input size (graph build time)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        cell = v1.nn.rnn_cell.ResidualWrapper(v1.nn.rnn_cell.LSTMCell(5))
+        try:
+            v1.nn.dynamic_rnn(cell, v1.placeholder(tf.float32, (2, 3, 4)), dtype=tf.float32)
+        except ValueError as error:
+            return str(error)
+    raise AssertionError("ResidualWrapper(LSTMCell(5)) on 4 input features was accepted")
 
 
 class _TraceCell(v1.nn.rnn_cell.RNNCell):
@@ -146,26 +206,17 @@ def run_tf(case, dtype):
     with graph.as_default():
         v1.set_random_seed(0)
         ph, feeds = _placeholders(case, dtype)
-        layer_cells = [make_tf_cell(spec) for spec in specs]
-        if case["cell"]["class"] == "MultiRNNCell":
-            top = v1.nn.rnn_cell.MultiRNNCell(layer_cells)
-        else:
-            top = layer_cells[0]
+        top, layer_cells = build_cell(case["cell"])
         if case.get("unused_multi_rnn_cell"):
             # notebook-000 as written: MultiRNNCell([LSTMCell(4), LSTMCell(4)]) is built but the
             # last LSTMCell alone goes to dynamic_rnn (the MultiRNNCell is never called).
             v1.nn.rnn_cell.MultiRNNCell([make_tf_cell(specs[0]), top])
-        initial = None
-        if "initial_state/0/c" in ph:
-            per_layer = [(ph[f"initial_state/{i}/c"], ph[f"initial_state/{i}/h"]) for i in range(len(specs))]
-            if case.get("initial_state_as_list"):
-                initial = [per_layer[0][0], per_layer[0][1]]  # notebook-003: [initial_ltm, initial_stm]
-            elif case.get("initial_state_as_tuple"):
-                initial = tuple(per_layer[0])  # notebook-000/1/4: state = (zeros, zeros)
-            else:
-                initial = tuple(v1.nn.rnn_cell.LSTMStateTuple(c, h) for c, h in per_layer)
-                if len(specs) == 1 and case["cell"]["class"] != "MultiRNNCell":
-                    initial = initial[0]
+        if case.get("initial_state_as_list"):
+            initial = [ph["initial_state/0/c"], ph["initial_state/0/h"]]  # notebook-003: [initial_ltm, initial_stm]
+        elif case.get("initial_state_as_tuple"):
+            initial = (ph["initial_state/0/c"], ph["initial_state/0/h"])  # notebook-000/1/4: state = (zeros, zeros)
+        else:
+            initial = initial_nest(case["cell"], ph, "initial_state")
         seq_len = ph.get("sequence_length")
 
         def run_api(cell):
@@ -190,7 +241,7 @@ def run_tf(case, dtype):
     return collect_outputs(case, result), names
 
 
-def _fill_traces(case, named, trace, lengths, specs, prefix="", reverse=False):
+def _fill_traces(case, named, finals, trace, lengths, specs, prefix="", reverse=False):
     """Split the trace wrapper's batch-major states into {prefix}trace/<layer>/<c|h>.
 
     `reverse`: the backward runner's trace, in input order, is put into processing order.
@@ -204,7 +255,7 @@ def _fill_traces(case, named, trace, lengths, specs, prefix="", reverse=False):
     for index, spec in enumerate(specs):
         for name, size in (("c", spec["num_units"]), ("h", out_size(spec))):
             per_step = trace[..., offset:offset + size].copy()
-            final = named[f"{prefix}state/{index}/{name}"]
+            final = finals[f"{prefix}state/{index}/{name}"]
             for row in range(trace.shape[0]):
                 if lengths[row] > 0 and not np.array_equal(per_step[row, lengths[row] - 1], final[row]):
                     raise AssertionError(f"{case['name']}: {prefix}trace at the last valid step != final state")
@@ -227,32 +278,19 @@ def collect_outputs(case, result):
     """Turn raw fetches into the case's named outputs (batch-major traces, carried-state fill)."""
     specs = layer_specs(case["cell"])
     api, batch_major = case["api"], case["api"] == "dynamic_rnn" and not case["time_major"]
-    named = {}
-    finals = result["state"]
-    for index in range(len(specs)):
-        named[f"state/{index}/c"], named[f"state/{index}/h"] = finals[2 * index], finals[2 * index + 1]
+    named, finals = named_states(case["cell"], result["state"], "state")
     if api == "cell_call":
         named["output"] = result["outputs"]
         for index in range(len(specs)):
             for name in ("c", "h"):
-                named[f"trace/{index}/{name}"] = named[f"state/{index}/{name}"][:, None, :]
+                named[f"trace/{index}/{name}"] = finals[f"state/{index}/{name}"][:, None, :]
         return named
     named["outputs"] = result["outputs"]
     trace = result["trace"] if batch_major else np.transpose(result["trace"], (1, 0, 2))
     outputs_bm = result["outputs"] if batch_major else np.transpose(result["outputs"], (1, 0, 2))
     _check_trace_output(case, trace, outputs_bm, out_size(specs[-1]))
-    _fill_traces(case, named, trace, _lengths(case, trace), specs)
+    _fill_traces(case, named, finals, trace, _lengths(case, trace), specs)
     return named
-
-
-def _initial_state(ph, prefix, cell):
-    """LSTMStateTuple (single cell) or tuple of them (MultiRNNCell) from placeholders, or None."""
-    specs = layer_specs(cell)
-    if f"{prefix}/0/c" not in ph:
-        return None
-    states = tuple(v1.nn.rnn_cell.LSTMStateTuple(ph[f"{prefix}/{i}/c"], ph[f"{prefix}/{i}/h"])
-                   for i in range(len(specs)))
-    return states if cell["class"] == "MultiRNNCell" else states[0]
 
 
 def run_tf_bidirectional(case, dtype):
@@ -267,10 +305,8 @@ def run_tf_bidirectional(case, dtype):
         ph, feeds = _placeholders(case, dtype)
         cells, tops, initial = {}, {}, {}
         for direction, key in DIRECTIONS:
-            cells[direction] = [make_tf_cell(spec) for spec in layer_specs(case[key])]
-            tops[direction] = (v1.nn.rnn_cell.MultiRNNCell(cells[direction])
-                               if case[key]["class"] == "MultiRNNCell" else cells[direction][0])
-            initial[direction] = _initial_state(ph, f"initial_state_{direction}", case[key])
+            tops[direction], cells[direction] = build_cell(case[key])
+            initial[direction] = initial_nest(case[key], ph, f"initial_state_{direction}")
         seq_len = ph.get("sequence_length")
 
         def run_api(cell_fw, cell_bw):
@@ -302,12 +338,11 @@ def collect_bidirectional(case, result):
     def to_batch_major(array):
         return array if batch_major else np.transpose(array, (1, 0, 2))
 
-    named = {}
-    for direction in ("fw", "bw"):
-        finals = result[f"{direction}_state"]
-        for index in range(len(specs[direction])):
-            named[f"{direction}/state/{index}/c"] = finals[2 * index]
-            named[f"{direction}/state/{index}/h"] = finals[2 * index + 1]
+    named, finals = {}, {}
+    for direction, key in DIRECTIONS:
+        native, per_layer = named_states(case[key], result[f"{direction}_state"], f"{direction}/state")
+        named.update(native)
+        finals.update(per_layer)
     if api == "bidirectional_dynamic_rnn":
         named["outputs_fw"], named["outputs_bw"] = result["outputs"]
         outs = {"fw": to_batch_major(result["outputs"][0]), "bw": to_batch_major(result["outputs"][1])}
@@ -321,20 +356,26 @@ def collect_bidirectional(case, result):
     lengths = _lengths(case, traces["fw"])
     for direction in ("fw", "bw"):
         _check_trace_output(case, traces[direction], outs[direction], width[direction], f"{direction} ")
-        _fill_traces(case, named, traces[direction], lengths, specs[direction], f"{direction}/", direction == "bw")
+        _fill_traces(case, named, finals, traces[direction], lengths, specs[direction], f"{direction}/",
+                     direction == "bw")
     return named
 
 
 def model_json(case, names):
     """The case.json model: the case's cell specs, each with its variables' native names."""
     def cell_json(cell, prefix):
-        def one(index, spec):
+        layers = iter(range(len(layer_specs(cell))))
+
+        def walk(spec):
+            if spec["class"] == "MultiRNNCell":
+                return {**spec, "cells": [walk(c) for c in spec["cells"]]}
+            if spec["class"] in numpy_lstm.TF1_WRAPPERS:
+                return {**spec, "cell": walk(spec["cell"])}
+            index = next(layers)
             entry = dict(spec)
             entry["variables"] = {key[-1]: native for key, native in names.items() if key[:-1] == (*prefix, index)}
             return entry
-        if cell["class"] == "MultiRNNCell":
-            return {"class": "MultiRNNCell", "cells": [one(i, s) for i, s in enumerate(cell["cells"])]}
-        return one(0, cell)
+        return walk(cell)
 
     bidirectional = case["api"] in BIDIRECTIONAL_APIS
     model = {"api": case["api"], "cell": cell_json(case["cell"], ("fw",) if bidirectional else ())}
@@ -388,6 +429,7 @@ class Tf1Recorder(recorder.Recorder):
                             help="folder with the seed notebooks (default scripts/seeds)")
 
     def cases(self):
+        check_residual_refusal()
         cases = all_cases()
         self.coverage = grid_coverage([case for case in cases if case.get("generator") == "grid"])
         return cases

@@ -79,6 +79,10 @@ pub enum Mistake {
     ProjClipBeforeProjection,
     /// Final `h` and `c` swapped.
     StateOrderSwapped,
+    /// A one-tensor state (TF1 `state_is_tuple=False`, `[c, h]`) split and
+    /// joined as `[h, c]`: initial and final `c` and `h` swapped, in every
+    /// layer where they have the same width.
+    ConcatenatedStateAsHC,
     /// Every call of a stateful layer starts from zeros.
     StatefulReset,
     /// Weights, inputs and initial states rounded to a reduced precision
@@ -359,6 +363,13 @@ impl<T: Real> Runner<T> for MistakenLstm {
                     st.h.iter_mut().for_each(r);
                 }
             }
+            Mistake::ConcatenatedStateAsHC => {
+                for st in step.initial_state.iter_mut().flatten() {
+                    if st.c.dim() == st.h.dim() {
+                        std::mem::swap(&mut st.c, &mut st.h);
+                    }
+                }
+            }
             Mistake::OutputPeepholeOnOldCell
             | Mistake::ClipAfterOutputPeephole
             | Mistake::ProjClipBeforeProjection => return within_step(&step, self.0),
@@ -393,7 +404,7 @@ impl<T: Real> Runner<T> for MistakenLstm {
                     }
                 }
             }
-            Mistake::StateOrderSwapped => {
+            Mistake::StateOrderSwapped | Mistake::ConcatenatedStateAsHC => {
                 for st in &mut run.final_state {
                     if st.c.dim() == st.h.dim() {
                         std::mem::swap(&mut st.c, &mut st.h);
