@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::DialectError;
-use crate::lstm::Activation;
+use crate::lstm::{Activation, Layer};
 
 /// Every activation.
 const ALL: [Activation; 6] = [
@@ -27,6 +27,15 @@ pub fn activation_name(a: Activation) -> &'static str {
         Activation::HardSigmoidLinear => "hard_sigmoid_keras2",
         Activation::HardSigmoidRelu6 => "hard_sigmoid_keras3",
     }
+}
+
+/// A layer's gate, cell and output activation.
+pub(super) fn activations<T>(layer: &Layer<T>) -> [Activation; 3] {
+    [
+        layer.gate_activation,
+        layer.cell_activation,
+        layer.output_activation,
+    ]
 }
 
 fn activation_from_name(name: &str) -> Result<Activation, DialectError> {

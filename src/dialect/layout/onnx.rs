@@ -13,10 +13,11 @@
 use ndarray::{concatenate, s, Array1, Array2, Axis};
 use serde::{Deserialize, Serialize};
 
+use super::activation::activations;
 use super::arrays::{from_gate_rows, gate_rows, get, half, named, squeeze0, Named};
 use super::{
-    activations, declared_units, onnx_activation, Arrays, Lacks, LayerLayout, LayerOption, Layout,
-    Masks, OnnxActivation,
+    declared_units, onnx_activation, Arrays, Lacks, LayerLayout, LayerOption, Layout, Masks,
+    OnnxActivation,
 };
 use crate::dialect::{self, DialectError};
 use crate::lstm::{Gate, Layer, Peepholes, Real};

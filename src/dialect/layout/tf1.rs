@@ -10,9 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::activation::activations;
 use super::activation::by_name;
 use super::arrays::{mat, named, named_peepholes, peepholes, projection, vec1, Named};
-use super::{activations, declared_units, required, Arrays, Lacks, LayerLayout, Layout, Masks};
+use super::{declared_units, required, Arrays, Lacks, LayerLayout, Layout, Masks};
 use crate::dialect::{tf1, DialectError};
 use crate::lstm::{Activation, Gate, Layer, Real};
 
