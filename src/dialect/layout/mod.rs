@@ -89,43 +89,23 @@ pub enum Layout {
 /// place a [`Layout`] turns into its type.
 macro_rules! dispatch {
     ($layout:expr, $L:ident => $body:expr) => {
+        dispatch!(@arms $layout, $L, $body,
+            Canonical => canonical::Canonical,
+            Tf1 => tf1::Tf1,
+            Keras => keras::Keras,
+            Block => block::Block,
+            BlockV2 => block::BlockV2,
+            Onnx => onnx::Onnx<0>,
+            OnnxLayout1 => onnx::Onnx<1>,
+            Torch => torch::Torch,
+            Cudnn => cudnn::Cudnn)
+    };
+    (@arms $layout:expr, $L:ident, $body:expr, $($variant:ident => $type:ty),*) => {
         match $layout {
-            Layout::Canonical => {
-                type $L = canonical::Canonical;
+            $(Layout::$variant => {
+                type $L = $type;
                 $body
-            }
-            Layout::Tf1 => {
-                type $L = tf1::Tf1;
-                $body
-            }
-            Layout::Keras => {
-                type $L = keras::Keras;
-                $body
-            }
-            Layout::Block => {
-                type $L = block::Block;
-                $body
-            }
-            Layout::BlockV2 => {
-                type $L = block::BlockV2;
-                $body
-            }
-            Layout::Onnx => {
-                type $L = onnx::Onnx<0>;
-                $body
-            }
-            Layout::OnnxLayout1 => {
-                type $L = onnx::Onnx<1>;
-                $body
-            }
-            Layout::Torch => {
-                type $L = torch::Torch;
-                $body
-            }
-            Layout::Cudnn => {
-                type $L = cudnn::Cudnn;
-                $body
-            }
+            })*
         }
     };
 }
@@ -637,6 +617,13 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn each_layout_dispatches_to_its_own_type() {
+        for layout in Layout::ALL {
+            assert_eq!(dispatch!(layout, L => L::LAYOUT), layout);
+        }
+    }
+
+    #[test]
     fn every_layout_round_trips_a_plain_layer() {
         for layout in Layout::ALL {
             let l = layer(3, 2, 0.5);
@@ -716,41 +703,24 @@ pub(super) mod tests {
 
     #[test]
     fn what_a_layout_lacks_reads_as_before() {
-        let mut l = layer(3, 2, 0.5);
-        l.gate_activation = Activation::HardSigmoidRelu6;
-        let lacks = |layout: Layout, l: &Layer<f64>| {
-            dispatch!(layout, L => L::check_layer(l))
-                .unwrap_err()
-                .to_string()
-        };
-        assert_eq!(
-            lacks(Layout::Torch, &l),
-            "activations hard_sigmoid_keras3/tanh/tanh (gate/cell/output); torch has sigmoid/tanh/tanh only"
-        );
-        assert_eq!(
-            lacks(Layout::Tf1, &l),
-            "activations hard_sigmoid_keras3/tanh/tanh; TF1 cells have a sigmoid gate and one activation (tanh, sigmoid, relu or linear) for both the cell and the output"
-        );
-        l = with_projection();
-        assert_eq!(lacks(Layout::Keras, &l), "peepholes; keras has none");
-        assert_eq!(
-            lacks(Layout::Onnx, &l),
-            "cell_clip (on the cell state); ONNX `clip` bounds the gate pre-activations, not c"
-        );
-        l.peepholes = None;
-        l.cell_clip = None;
-        assert_eq!(
-            lacks(Layout::Keras, &l),
-            "a projection (num_proj); keras has none"
-        );
-        assert_eq!(
-            lacks(Layout::Torch, &l),
-            "proj_clip; PyTorch's proj_size has no clip"
-        );
-        assert_eq!(
-            lacks(Layout::Cudnn, &l),
-            "a projection; this export's cuDNN layout has none"
-        );
+        let mut hard = layer(3, 2, 0.5);
+        hard.gate_activation = Activation::HardSigmoidRelu6;
+        let full = with_projection();
+        let mut projected = with_projection();
+        projected.peepholes = None;
+        projected.cell_clip = None;
+        for (layout, l, text) in [
+            (Layout::Torch, &hard, "activations hard_sigmoid_keras3/tanh/tanh (gate/cell/output); torch has sigmoid/tanh/tanh only"),
+            (Layout::Tf1, &hard, "activations hard_sigmoid_keras3/tanh/tanh; TF1 cells have a sigmoid gate and one activation (tanh, sigmoid, relu or linear) for both the cell and the output"),
+            (Layout::Keras, &full, "peepholes; keras has none"),
+            (Layout::Onnx, &full, "cell_clip (on the cell state); ONNX `clip` bounds the gate pre-activations, not c"),
+            (Layout::Keras, &projected, "a projection (num_proj); keras has none"),
+            (Layout::Torch, &projected, "proj_clip; PyTorch's proj_size has no clip"),
+            (Layout::Cudnn, &projected, "a projection; this export's cuDNN layout has none"),
+        ] {
+            let lacks = dispatch!(layout, L => L::check_layer(l)).unwrap_err();
+            assert_eq!(lacks.to_string(), text, "{layout}");
+        }
     }
 
     #[test]
