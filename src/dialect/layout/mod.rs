@@ -46,6 +46,7 @@ use serde_json::Value;
 
 use super::{DialectError, Step};
 use crate::lstm::{Gate, Layer, MaskedOutput, Real};
+use arrays::Named;
 
 mod activation;
 mod arrays;
@@ -140,8 +141,7 @@ trait LayerLayout {
     /// folded where the target has none) as options and named arrays, in
     /// the order they are written. Options [`Self::check_layer`] rejects
     /// are dropped.
-    fn export<T: Real>(layer: &Layer<T>, index: usize)
-        -> (Self::Options, Vec<(String, ArrayD<T>)>);
+    fn export<T: Real>(layer: &Layer<T>, index: usize) -> (Self::Options, Named<T>);
 
     /// The canonical layer back from what [`Self::export`] wrote.
     ///
@@ -702,7 +702,7 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn what_a_layout_lacks_reads_as_before() {
+    fn what_a_layout_lacks_is_worded_as_the_gate_reports_say_it() {
         let mut hard = layer(3, 2, 0.5);
         hard.gate_activation = Activation::HardSigmoidRelu6;
         let full = with_projection();
