@@ -352,10 +352,7 @@ fn validate_entries(what: &str, entries: &[Entry]) -> Result<(), EntryError> {
             name,
         };
         for l in &e.layouts {
-            if l.parse::<Layout>().is_err() {
-                let names = Layout::ALL.map(Layout::name);
-                return Err(unknown(UnknownName::new("layout", "layouts", l, &names)));
-            }
+            l.parse::<Layout>().map_err(unknown)?;
         }
         let key = |x: &Entry| {
             let mut l = x.layouts.clone();

@@ -26,6 +26,7 @@ use crate::conformance::tolerance::Tolerance;
 use crate::dialect::layout::{self, ForgetBias, Layout};
 use crate::dialect::{DialectError, Outputs, Runner, RustLstm, Step};
 use crate::lstm::{Real, RunOutput, State, StepTrace};
+use crate::parse::UnknownName;
 
 /// What went wrong reading one step's outputs.
 enum ReadProblem {
@@ -454,10 +455,14 @@ fn verify_export(
         return Ok((BTreeMap::new(), errors));
     }
     let loaded: Vec<Case> = index.cases.iter().map(|e| cases[&e.id].clone()).collect();
-    let forget_bias: ForgetBias = index.forget_bias.parse().map_err(|m| GateError::Format {
-        path: options.export_dir.join("index.json"),
-        message: m,
-    })?;
+    let forget_bias: ForgetBias =
+        index
+            .forget_bias
+            .parse()
+            .map_err(|m: UnknownName| GateError::Format {
+                path: options.export_dir.join("index.json"),
+                message: m.to_string(),
+            })?;
     let planned = plan(
         &loaded,
         &ExportOptions {
@@ -869,10 +874,13 @@ fn unread_outputs<T: Real>(
 /// (exit 2), naming the case and the file.
 pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
     let index = read_index(options.export_dir)?;
-    let layout: Layout = index.layout.parse().map_err(|m| GateError::Format {
-        path: options.export_dir.join("index.json"),
-        message: m,
-    })?;
+    let layout: Layout = index
+        .layout
+        .parse()
+        .map_err(|m: UnknownName| GateError::Format {
+            path: options.export_dir.join("index.json"),
+            message: m.to_string(),
+        })?;
     let info = read_outputs_info(options.outputs_dir)?;
     if info.suite_fingerprint != index.suite_fingerprint {
         return Err(GateError::OtherExport {

@@ -24,7 +24,9 @@ pub fn fingerprint(index: &ExportIndex) -> String {
 /// `forget_bias`, `activations` (other than sigmoid/tanh/tanh), `stacked`,
 /// `reverse`, `bidirectional`, `sequence_lengths`, `zero_length`, `mask`
 /// (not a length mask), `masked_repeat`, `initial_state`, `one_step`,
-/// `chained_steps` (later steps read earlier results); `plain` for none.
+/// `chained_steps` (later steps read earlier results: a Keras Sequential
+/// layer, a stateful call, a TF1 ResidualWrapper in a MultiRNNCell);
+/// `plain` for none.
 pub fn features<T: Real>(steps: &[Step<T>]) -> Vec<String> {
     let mut f: Vec<&str> = Vec::new();
     let mut add = |cond: bool, name: &'static str| {

@@ -16,6 +16,7 @@ use crate::conformance::npy;
 use crate::dialect::layout::{self, Layout};
 use crate::dialect::Step;
 use crate::lstm::{MaskedOutput, Real, RunOutput, State};
+use crate::parse::UnknownName;
 use crate::tensor::Tensor;
 
 /// Read an export's `index.json`.
@@ -70,10 +71,13 @@ pub fn load_step<T: Real>(
     })?;
     let path = dir.join("step.json");
     let file: StepFile = read_json(&path, "step file")?;
-    let layout: Layout = file.layout.parse().map_err(|m| GateError::Format {
-        path: path.clone(),
-        message: m,
-    })?;
+    let layout: Layout = file
+        .layout
+        .parse()
+        .map_err(|m: UnknownName| GateError::Format {
+            path: path.clone(),
+            message: m.to_string(),
+        })?;
     let bad = |f: &str, message: String| GateError::Format {
         path: dir.join(f),
         message,

@@ -46,6 +46,7 @@ use serde_json::Value;
 
 use super::{DialectError, Step};
 use crate::lstm::{Gate, Layer, MaskedOutput, Real};
+use crate::parse::UnknownName;
 use arrays::Named;
 
 mod activation;
@@ -189,13 +190,16 @@ impl fmt::Display for ForgetBias {
 }
 
 impl FromStr for ForgetBias {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         match s {
             "kept" => Ok(ForgetBias::Kept),
             "folded" => Ok(ForgetBias::Folded),
-            _ => Err(format!(
-                "unknown forget_bias mode {s:?} (modes: folded, kept)"
+            _ => Err(UnknownName::new(
+                "forget_bias mode",
+                "modes",
+                s,
+                &["folded", "kept"],
             )),
         }
     }
@@ -274,15 +278,12 @@ impl fmt::Display for Layout {
 }
 
 impl FromStr for Layout {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         Layout::ALL
             .into_iter()
             .find(|l| l.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Layout::ALL.iter().map(|l| l.name()).collect();
-                format!("unknown layout {s:?} (layouts: {})", names.join(", "))
-            })
+            .ok_or_else(|| UnknownName::new("layout", "layouts", s, &Layout::ALL.map(Layout::name)))
     }
 }
 
@@ -307,7 +308,8 @@ pub enum CannotExpress {
     /// The step reads an earlier step's results.
     #[error(
         "its inputs or initial state are computed from an earlier step's results \
-         (a Keras Sequential layer or a stateful call): it cannot be run on its own"
+         (a Keras Sequential layer, a stateful call, or a TF1 ResidualWrapper stacked in a \
+         MultiRNNCell): it cannot be run on its own"
     )]
     DependsOnEarlierSteps,
     /// `forget_bias` kept apart, in a layout without one.
