@@ -67,7 +67,7 @@ enum Command {
         cases: Cases,
         #[command(flatten)]
         judging: Judging,
-        /// Run only this dtype.
+        /// Run only this dtype (default: float32 and float64, and float16 and bfloat16 where a case has a run in them).
         #[arg(long, value_enum)]
         dtype: Option<Dtype>,
     },
@@ -307,7 +307,8 @@ fn run(cases: &Cases, judging: &Judging, dtype: Option<Dtype>) -> u8 {
         Ok(e) => e,
         Err(code) => return code,
     };
-    let dtypes: Vec<Dtype> = dtype.map_or(Dtype::ALL.to_vec(), |d| vec![d]);
+    let every = [Dtype::ALL, Dtype::REDUCED].concat();
+    let dtypes: Vec<Dtype> = dtype.map_or(every, |d| vec![d]);
     let root = cases.root();
     let request = RunRequest {
         root: &root,

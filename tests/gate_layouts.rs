@@ -53,7 +53,7 @@ fn gate_loop(
     let traces = layout as usize % 2 == 0;
     match dtype {
         Dtype::F32 => rust_implementation::<f32>(&ex, &out, traces),
-        Dtype::F64 => rust_implementation::<f64>(&ex, &out, traces),
+        _ => rust_implementation::<f64>(&ex, &out, traces),
     }
     let report = check_in(root, &ex, &out, None)?;
     let failed: Vec<String> = report

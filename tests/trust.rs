@@ -394,7 +394,7 @@ impl Gate {
         export_lib(&root, &[], &export, layout, dtype);
         match dtype {
             Dtype::F32 => rust_implementation::<f32>(&export, &outputs, traces),
-            Dtype::F64 => rust_implementation::<f64>(&export, &outputs, traces),
+            _ => rust_implementation::<f64>(&export, &outputs, traces),
         }
         let g = Gate {
             tmp,

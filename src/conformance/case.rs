@@ -36,6 +36,9 @@ pub struct Case {
     pub expected: BTreeMap<String, ExpectedOutput>,
     /// Numbers the seed notebook printed, by output name.
     pub printed: BTreeMap<String, ArrayD<f64>>,
+    /// The framework's float16 and bfloat16 runs (`reduced.json`; not in
+    /// [`Case::files`], so they change no gate fingerprint).
+    pub reduced: BTreeMap<crate::lstm::Precision, super::reduced::ReducedRun>,
     /// Every file the case was loaded from (`case.json` and each array,
     /// relative to the case folder), with the SHA-256 of the bytes as they
     /// were read: what a gate export vouches for.
@@ -143,6 +146,17 @@ pub enum CaseErrorKind {
     /// Expected outputs the dialect does not produce.
     #[error("expected output {0:?} is not an output of this model (it produces: {1})")]
     UnknownOutput(String, String),
+    /// A reduced-precision run that is not float16 or bfloat16.
+    #[error("{0}")]
+    Precision(Box<crate::parse::UnknownName>),
+    /// A value that the precision cannot hold, in a reduced-precision run.
+    #[error("value {value} is not a {precision} value")]
+    NotOfPrecision {
+        /// The value.
+        value: f32,
+        /// The run's precision.
+        precision: &'static str,
+    },
 }
 
 impl Case {
@@ -255,7 +269,7 @@ impl Case {
             let (t, got) = load(&e.float32, &e.shape)?;
             check_finite(&t).map_err(|k| err(Some(&e.float32), k))?;
             let float32 = match t {
-                Tensor::F32(a) => a,
+                Tensor::F32(a) if got == "float32" => a,
                 _ => {
                     return Err(err(
                         Some(&e.float32),
@@ -362,9 +376,11 @@ impl Case {
             }
         }
 
+        let reduced = super::reduced::load(dir, id, &manifest)?;
         Ok(Case {
             id: id.to_string(),
             dir: dir.to_path_buf(),
+            reduced,
             manifest,
             model,
             tolerance,
@@ -427,7 +443,7 @@ pub fn resolve(dir: &Path, file: &str) -> Result<PathBuf, CaseErrorKind> {
 /// Read one array: inside the folder, a regular file no larger than its
 /// declared shape needs, of that shape. Returns the tensor, the file's own
 /// dtype and the SHA-256 of its bytes.
-fn load_array(
+pub(super) fn load_array(
     dir: &Path,
     file: &str,
     shape: &[usize],

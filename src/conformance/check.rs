@@ -11,8 +11,9 @@ use super::compare::{compare, Comparison};
 use super::diagnose::{self, DiagnoseOptions, Diagnosis};
 use super::suite::{discover, CaseRef, Filter, SuiteError};
 use super::tolerance::Tolerance;
+use crate::dialect::EmulatedLstm;
 use crate::dialect::{DialectError, Outputs, Runner, RustLstm, Step};
-use crate::lstm::{Real, RunOutput};
+use crate::lstm::{Precision, Real, RunOutput};
 use crate::parse::UnknownName;
 
 /// The float type a case is run in.
@@ -38,11 +39,36 @@ pub enum Dtype {
     #[serde(rename = "float64")]
     #[value(name = "float64", help = "64-bit floats")]
     F64,
+    /// IEEE half precision, emulated (the cases with a float16 run).
+    #[serde(rename = "float16")]
+    #[value(
+        name = "float16",
+        help = "float16, emulated (cases with a recorded float16 run)"
+    )]
+    F16,
+    /// bfloat16, emulated (the cases with a bfloat16 run).
+    #[serde(rename = "bfloat16")]
+    #[value(
+        name = "bfloat16",
+        help = "bfloat16, emulated (cases with a recorded bfloat16 run)"
+    )]
+    BF16,
 }
 
 impl Dtype {
-    /// Both, float32 first.
+    /// The dtypes every case is run in, float32 first.
     pub const ALL: [Dtype; 2] = [Dtype::F32, Dtype::F64];
+    /// The reduced precisions, run where a case has a recorded run.
+    pub const REDUCED: [Dtype; 2] = [Dtype::F16, Dtype::BF16];
+
+    /// The reduced precision this dtype emulates, if it is one.
+    pub fn precision(self) -> Option<Precision> {
+        match self {
+            Dtype::F32 | Dtype::F64 => None,
+            Dtype::F16 => Some(Precision::Float16),
+            Dtype::BF16 => Some(Precision::BFloat16),
+        }
+    }
 }
 
 impl std::str::FromStr for Dtype {
@@ -51,11 +77,13 @@ impl std::str::FromStr for Dtype {
         match s {
             "float32" => Ok(Dtype::F32),
             "float64" => Ok(Dtype::F64),
+            "float16" => Ok(Dtype::F16),
+            "bfloat16" => Ok(Dtype::BF16),
             _ => Err(UnknownName::new(
                 "dtype",
                 "dtypes",
                 s,
-                &["float32", "float64"],
+                &["float32", "float64", "float16", "bfloat16"],
             )),
         }
     }
@@ -66,6 +94,8 @@ impl fmt::Display for Dtype {
         f.write_str(match self {
             Dtype::F32 => "float32",
             Dtype::F64 => "float64",
+            Dtype::F16 => "float16",
+            Dtype::BF16 => "bfloat16",
         })
     }
 }
@@ -372,10 +402,81 @@ pub fn run_case(case: &Case, dtype: Dtype, tolerance: Option<&Tolerance>) -> Cas
             DiagnoseOptions::default(),
         )
     }
-    match dtype {
-        Dtype::F32 => go::<f32>(case, dtype, tolerance),
-        Dtype::F64 => go::<f64>(case, dtype, tolerance),
+    match dtype.precision() {
+        None if dtype == Dtype::F32 => go::<f32>(case, dtype, tolerance),
+        None => go::<f64>(case, dtype, tolerance),
+        Some(p) => {
+            let mut emulated = EmulatedLstm {
+                precision: p,
+                products: case.model.products(),
+            };
+            check_reduced(case, p, tolerance, &mut emulated)
+        }
     }
+}
+
+/// Run a case with `runner` (computing in `f32`) and check the results
+/// against the framework's own run in the reduced `precision`, at the
+/// level `tolerance` names for that precision (`default`: see
+/// [`reduced_bound`](super::compare::reduced_bound)).
+pub fn check_reduced(
+    case: &Case,
+    precision: Precision,
+    tolerance: Option<&Tolerance>,
+    runner: &mut dyn Runner<f32>,
+) -> CaseRun {
+    let dtype = match precision {
+        Precision::Float16 => Dtype::F16,
+        Precision::BFloat16 => Dtype::BF16,
+    };
+    let level = tolerance.unwrap_or(&Tolerance::Default);
+    let mut run = CaseRun {
+        tolerance: format!("{level}@{precision}"),
+        ..CaseRun::of(case, dtype, level)
+    };
+    let Some(recorded) = case.reduced.get(&precision) else {
+        run.error = Some(format!("the case has no {precision} run (reduced.json)"));
+        return run;
+    };
+    let outputs = match case
+        .model
+        .run_with::<f32>(&case.variables, &case.inputs, runner)
+    {
+        Ok(o) => o,
+        Err(e) => {
+            run.error = Some(e.to_string());
+            return run;
+        }
+    };
+    let mut missing = Vec::new();
+    for (name, reduced) in &recorded.expected {
+        let Some(actual) = outputs.get(name) else {
+            missing.push(name.as_str());
+            continue;
+        };
+        let e = &case.expected[name];
+        let truth = e
+            .float64
+            .clone()
+            .unwrap_or_else(|| e.float32.mapv(f64::from));
+        let bound = super::compare::reduced_bound(level, precision, reduced, &truth);
+        let reference = reduced.mapv(f64::from);
+        run.comparisons.push(super::compare::judge(
+            name,
+            actual,
+            &reference,
+            precision.name(),
+            bound,
+        ));
+    }
+    if !missing.is_empty() {
+        run.error = Some(format!("missing outputs: {}", missing.join(", ")));
+    } else if run.comparisons.is_empty() {
+        run.error = Some(format!(
+            "nothing to compare: the {precision} run records no output"
+        ));
+    }
+    run
 }
 
 /// Cases selected from a reference root: loaded ones and those that failed
@@ -410,11 +511,17 @@ pub fn select(root: &Path, filter: &Filter) -> Result<Selection, SuiteError> {
     Ok(Selection { cases, errors })
 }
 
-/// Run every selected case in every dtype.
+/// Run every selected case in every dtype (a reduced precision only where
+/// the case has a recorded run in it).
 pub fn run_all(cases: &[Case], dtypes: &[Dtype], tolerance: Option<&Tolerance>) -> Vec<CaseRun> {
     cases
         .iter()
-        .flat_map(|case| dtypes.iter().map(move |&d| run_case(case, d, tolerance)))
+        .flat_map(|case| {
+            dtypes
+                .iter()
+                .filter(|d| d.precision().is_none_or(|p| case.reduced.contains_key(&p)))
+                .map(move |&d| run_case(case, d, tolerance))
+        })
         .collect()
 }
 

@@ -6,9 +6,10 @@ use serde::Serialize;
 
 use super::case::ExpectedOutput;
 use super::tolerance::{
-    Bound, Tolerance, F32_FLOOR_EPS, F64_EPS, RECORDING_F32_EPS, TF_ERROR_MULTIPLE,
+    Bound, Tolerance, F32_FLOOR_EPS, F64_EPS, RECORDING_F32_EPS, REDUCED_FLOOR_ULPS,
+    REDUCED_TF_ERROR_MULTIPLE, TF_ERROR_MULTIPLE,
 };
-use crate::lstm::Real;
+use crate::lstm::{Precision, Real};
 
 /// The result of comparing one output array.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -150,7 +151,8 @@ pub fn compare<T: Real>(
     tolerance: &Tolerance,
 ) -> Comparison {
     let (reference, against, bound) = resolve::<T>(tolerance, expected);
-    let framework_f32_error = expected.float64.as_ref().map(|tf64| {
+    let mut c = judge(name, actual, &reference, against, bound);
+    c.framework_f32_error = expected.float64.as_ref().map(|tf64| {
         expected
             .float32
             .iter()
@@ -158,27 +160,6 @@ pub fn compare<T: Real>(
             .map(|(a, b)| (f64::from(*a) - b).abs())
             .fold(0.0, f64::max)
     });
-    let mut c = Comparison {
-        output: name.to_string(),
-        against,
-        bound,
-        count: reference.len(),
-        max_abs: 0.0,
-        max_rel: 0.0,
-        max_ulp: 0,
-        scale: reference
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold(0.0, |m: f64, v| m.max(v.abs())),
-        times_tolerance: 0.0,
-        worst: None,
-        out_of_tolerance: 0,
-        nan_mismatches: 0,
-        first_bad_step: None,
-        passed: true,
-        framework_f32_error,
-        inconsistent_recording: None,
-    };
     if *tolerance == Tolerance::Default {
         if let Some(tf64) = &expected.float64 {
             let limit = RECORDING_F32_EPS * f64::from(f32::EPSILON) * max_abs(tf64).max(1.0);
@@ -201,6 +182,70 @@ pub fn compare<T: Real>(
             }
         }
     }
+    c
+}
+
+/// The bound of `tolerance` for an output the framework computed in the
+/// reduced `precision` as `reduced`, whose truth (its float64 run, or its
+/// float32 one where it has no float64 kernel) is `truth`. `default` is
+/// [`REDUCED_TF_ERROR_MULTIPLE`] times the framework's own error at that
+/// precision, `max|reduced - truth|`, with a floor of
+/// [`REDUCED_FLOOR_ULPS`] units in the last place of the precision at the
+/// output's scale `max|truth|`; the others are as for float32.
+pub fn reduced_bound(
+    tolerance: &Tolerance,
+    precision: Precision,
+    reduced: &ArrayD<f32>,
+    truth: &ArrayD<f64>,
+) -> Bound {
+    match tolerance {
+        Tolerance::Default => {
+            let tf_err = reduced
+                .iter()
+                .zip(truth.iter())
+                .map(|(a, b)| (f64::from(*a) - b).abs())
+                .filter(|e| e.is_finite())
+                .fold(0.0, f64::max);
+            let floor = REDUCED_FLOOR_ULPS * precision.ulp_at(max_abs(truth));
+            Bound::Abs((REDUCED_TF_ERROR_MULTIPLE * tf_err).max(floor))
+        }
+        Tolerance::Exact => Bound::Exact,
+        Tolerance::Abs(a) => Bound::Abs(*a),
+        Tolerance::Rel(r) => Bound::Rel(*r),
+        Tolerance::Ulp(n) => Bound::Ulp(*n),
+    }
+}
+
+/// Compare `actual` with `reference` element by element under `bound`;
+/// `against` names the reference (`float64`, `float16`, ...).
+pub fn judge<T: Real>(
+    name: &str,
+    actual: &ArrayD<T>,
+    reference: &ArrayD<f64>,
+    against: &'static str,
+    bound: Bound,
+) -> Comparison {
+    let mut c = Comparison {
+        output: name.to_string(),
+        against,
+        bound,
+        count: reference.len(),
+        max_abs: 0.0,
+        max_rel: 0.0,
+        max_ulp: 0,
+        scale: reference
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(0.0, |m: f64, v| m.max(v.abs())),
+        times_tolerance: 0.0,
+        worst: None,
+        out_of_tolerance: 0,
+        nan_mismatches: 0,
+        first_bad_step: None,
+        passed: true,
+        framework_f32_error: None,
+        inconsistent_recording: None,
+    };
     if actual.shape() != reference.shape() {
         c.passed = false;
         c.max_abs = f64::INFINITY;

@@ -134,35 +134,7 @@ impl ForgetBiasChange {
     }
 }
 
-/// A reduced floating-point precision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    /// IEEE half precision: 10 mantissa bits.
-    Float16,
-    /// bfloat16: float32's exponent, 7 mantissa bits.
-    BFloat16,
-}
-
-impl Precision {
-    /// Both, in the order the diagnosis tries them.
-    pub const ALL: [Precision; 2] = [Precision::BFloat16, Precision::Float16];
-
-    /// `v` rounded to this precision (to nearest, ties to even), widened.
-    pub fn round(self, v: f64) -> f64 {
-        match self {
-            Precision::Float16 => f64::from(half::f16::from_f64(v)),
-            Precision::BFloat16 => f64::from(half::bf16::from_f64(v)),
-        }
-    }
-
-    /// `"float16"` or `"bfloat16"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::Float16 => "float16",
-            Precision::BFloat16 => "bfloat16",
-        }
-    }
-}
+pub use crate::lstm::Precision;
 
 /// The Rust LSTM with one [`Mistake`].
 #[derive(Clone, Copy, Debug)]

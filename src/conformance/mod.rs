@@ -17,6 +17,7 @@ pub mod junit;
 pub mod manifest;
 pub mod mistake;
 pub mod npy;
+pub mod reduced;
 pub mod replace;
 pub mod report;
 pub mod suite;

@@ -42,7 +42,7 @@ pub enum NpyError {
     #[error("not a valid .npy file: {0}")]
     Header(String),
     /// The dtype is not one a case may hold.
-    #[error("unsupported dtype {0} (supported: float32, float64, int32, int64, bool)")]
+    #[error("unsupported dtype {0} (supported: float16, float32, float64, int32, int64, bool)")]
     DType(String),
     /// The data is shorter or longer than the header says.
     #[error(
@@ -144,6 +144,15 @@ pub fn parse_with_dtype(bytes: &[u8]) -> Result<(Tensor, &'static str), NpyError
     let big = header.big_endian;
     let fortran = header.fortran_order;
     Ok(match header.kind {
+        Kind::F16 => {
+            // Widened to float32, exactly: the reduced-precision runs'
+            // expectations are compared as float32 values.
+            let v = decode(data, big, u16::from_le_bytes, u16::from_be_bytes)
+                .into_iter()
+                .map(|bits| half::f16::from_bits(bits).to_f32())
+                .collect();
+            (Tensor::F32(shaped(v, &dims, fortran)?), "float16")
+        }
         Kind::F32 => {
             let v = decode(data, big, f32::from_le_bytes, f32::from_be_bytes);
             (Tensor::F32(shaped(v, &dims, fortran)?), "float32")
@@ -195,6 +204,7 @@ fn decode<const N: usize, V>(
 /// The element types a case may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
+    F16,
     F32,
     F64,
     I32,
@@ -205,6 +215,7 @@ enum Kind {
 impl Kind {
     fn item_bytes(self) -> u64 {
         match self {
+            Kind::F16 => 2,
             Kind::F32 | Kind::I32 => 4,
             Kind::F64 | Kind::I64 => 8,
             Kind::Bool => 1,
@@ -432,6 +443,7 @@ impl Header {
             _ => ("|", descr.as_str()),
         };
         let kind = match code {
+            "f2" => Kind::F16,
             "f4" => Kind::F32,
             "f8" => Kind::F64,
             "i4" => Kind::I32,

@@ -18,6 +18,17 @@ pub const TF_ERROR_MULTIPLE: f64 = 4.0;
 pub const F32_FLOOR_EPS: f64 = 8.0;
 /// The float64 bound, in `f64::EPSILON` times `max(1, max|expected|)`.
 pub const F64_EPS: f64 = 256.0;
+/// How many times the framework's own float16 or bfloat16 error (against
+/// its float64 run) an implementation may have at that precision. The
+/// emulated Rust LSTM reproduces TensorFlow's 16-bit results to the bit
+/// in most cases, so its error is TensorFlow's; twice leaves room for an
+/// implementation whose `exp` or `tanh` differs in the last place, or
+/// that sums its products in another order (see `docs/semantics.md`,
+/// "Reduced precision").
+pub const REDUCED_TF_ERROR_MULTIPLE: f64 = 2.0;
+/// Floor of the float16 and bfloat16 bounds, in units in the last place of
+/// the precision at the output's scale.
+pub const REDUCED_FLOOR_ULPS: f64 = 2.0;
 /// A recording is self-consistent when the framework's own float32 result
 /// is within this many `f32::EPSILON` (times `max(1, max|float64|)`) of its
 /// float64 result. Measured on the committed cases: at most 2.3. A larger

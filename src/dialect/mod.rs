@@ -6,6 +6,7 @@
 //! description (JSON) and native tensors by name, and returns the native
 //! outputs by name. It knows nothing of files.
 
+use crate::lstm::reduced::{Precision, Products};
 use std::collections::BTreeMap;
 
 use ndarray::{concatenate, Array1, Array2, ArrayD, ArrayView1, ArrayView2, Axis, Ix1, Ix2, Ix3};
@@ -146,6 +147,18 @@ impl Model {
         }
     }
 
+    /// How this framework's 16-bit CPU kernel forms the gate products
+    /// (`docs/semantics.md`, "Reduced precision"): Keras multiplies `x`
+    /// and `h` apart and adds, a TF1 cell multiplies `[x, h]` at once, the
+    /// block ops keep the sums of their float16 product in 16 bits.
+    pub fn products(&self) -> Products {
+        match self {
+            Model::Tf1(_) => Products::Joint,
+            Model::Block(_) => Products::Accumulating16,
+            Model::Keras(_) => Products::Separate,
+        }
+    }
+
     /// The API name, e.g. `tf1.dynamic_rnn` or `keras3.LSTM`, for filtering.
     pub fn api(&self) -> String {
         match self {
@@ -236,6 +249,28 @@ impl<T: Real> Runner<T> for RustLstm {
     fn run_step(&mut self, step: &Step<T>) -> Result<crate::lstm::RunOutput<T>, DialectError> {
         crate::lstm::run(&step.layers, &step.sequence())
             .map_err(|e| DialectError::Invalid(e.to_string()))
+    }
+}
+
+/// The Rust LSTM in float16 or bfloat16, emulated ([`crate::lstm::reduced`]):
+/// every value rounded where the framework's 16-bit kernel rounds it.
+#[derive(Clone, Copy, Debug)]
+pub struct EmulatedLstm {
+    /// The precision.
+    pub precision: Precision,
+    /// How the gate products are formed ([`Model::products`]).
+    pub products: Products,
+}
+
+impl Runner<f32> for EmulatedLstm {
+    fn run_step(&mut self, step: &Step<f32>) -> Result<crate::lstm::RunOutput<f32>, DialectError> {
+        crate::lstm::reduced::run(
+            &step.layers,
+            &step.sequence(),
+            self.precision,
+            self.products,
+        )
+        .map_err(|e| DialectError::Invalid(e.to_string()))
     }
 }
 

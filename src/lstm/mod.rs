@@ -24,6 +24,7 @@ mod kernel;
 mod layer;
 pub mod oracle;
 mod real;
+pub mod reduced;
 mod runner;
 
 pub(crate) use kernel::recurrent;
@@ -34,6 +35,7 @@ pub use kernel::release_cached_buffers;
 pub use kernel::{default_threads, THREADS_ENV};
 pub use layer::{Gate, Layer, Peepholes, Projection, ShapeError};
 pub use real::Real;
+pub use reduced::Precision;
 #[doc(hidden)]
 pub use runner::layer_threads;
 pub use runner::{

@@ -14,6 +14,20 @@ use super::{Gate, Layer, MaskedOutput, RunOutput, Sequence, ShapeError, State, S
 /// # Errors
 /// A [`ShapeError`] when the layers, inputs, states or mask do not fit.
 pub fn run(layers: &[Layer<f64>], seq: &Sequence<f64>) -> Result<RunOutput<f64>, ShapeError> {
+    run_steps(layers, seq, &step)
+}
+
+/// One step of one row of a layer: `(layer, x, c_prev, h_prev) -> (c, h)`.
+pub(crate) type StepFn<'a> =
+    dyn Fn(&Layer<f64>, &[f64], &[f64], &[f64]) -> (Vec<f64>, Vec<f64>) + 'a;
+
+/// [`run`] with another step function (the emulated reduced precisions):
+/// the order of steps, masking, reversal, states and traces are the same.
+pub(crate) fn run_steps(
+    layers: &[Layer<f64>],
+    seq: &Sequence<f64>,
+    step: &StepFn,
+) -> Result<RunOutput<f64>, ShapeError> {
     super::runner::validate(layers, seq)?;
     let (batch, time, input) = seq.inputs.dim();
 

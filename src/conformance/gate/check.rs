@@ -874,6 +874,7 @@ fn unread_outputs<T: Real>(
 /// (exit 2), naming the case and the file.
 pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
     let index = read_index(options.export_dir)?;
+    super::export::full_precision(index.dtype)?;
     let layout: Layout = index
         .layout
         .parse()
@@ -935,9 +936,12 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
             tolerance: stated_level.as_ref().or(options.tolerance),
             ..*options
         };
-        let check = |o: &CheckOptions| match index.dtype {
-            Dtype::F32 => check_case::<f32>(case, entry, layout, o, index.dtype),
-            Dtype::F64 => check_case::<f64>(case, entry, layout, o, index.dtype),
+        let check = |o: &CheckOptions| {
+            if index.dtype == Dtype::F32 {
+                check_case::<f32>(case, entry, layout, o, index.dtype)
+            } else {
+                check_case::<f64>(case, entry, layout, o, index.dtype)
+            }
         };
         let (mut run, problem) = check(&case_options);
         if let Some(t) = stated {

@@ -286,6 +286,7 @@ pub fn export(
     dir: &Path,
     options: &ExportOptions,
 ) -> Result<ExportIndex, GateError> {
+    full_precision(options.dtype)?;
     let forget_bias = resolve_forget_bias(options)?;
     check_outside_reference(dir, root)?;
     let (parent, _) = replace::split(dir).map_err(io_err(dir))?;
@@ -366,6 +367,17 @@ fn resolve_forget_bias(options: &ExportOptions) -> Result<ForgetBias, GateError>
     Ok(forget_bias)
 }
 
+/// Exports are float32 or float64: an implementation that computes in 16
+/// bits is judged on a float32 export, at a level stated for it.
+pub(super) fn full_precision(dtype: Dtype) -> Result<(), GateError> {
+    match dtype {
+        Dtype::F32 | Dtype::F64 => Ok(()),
+        Dtype::F16 | Dtype::BF16 => Err(GateError::Usage(format!(
+            "exports are float32 or float64, not {dtype}: gate an implementation that computes in 16 bits on a float32 export, with a tolerance stated for it in its expectations (docs/gate.md)"
+        ))),
+    }
+}
+
 fn build(
     cases: &[Case],
     options: &ExportOptions,
@@ -400,13 +412,11 @@ fn build(
             interrupt,
             files: BTreeMap::new(),
         };
-        let mut entry = match options.dtype {
-            Dtype::F32 => {
-                export_case::<f32>(case, &mut sink, options.layout, options.dtype, forget_bias)?
-            }
-            Dtype::F64 => {
-                export_case::<f64>(case, &mut sink, options.layout, options.dtype, forget_bias)?
-            }
+        full_precision(options.dtype)?;
+        let mut entry = if options.dtype == Dtype::F32 {
+            export_case::<f32>(case, &mut sink, options.layout, options.dtype, forget_bias)?
+        } else {
+            export_case::<f64>(case, &mut sink, options.layout, options.dtype, forget_bias)?
         };
         entry.files = sink.files;
         index.cases.push(entry);
