@@ -12,7 +12,9 @@
 //!
 //! * weights, inputs and initial states are rounded first (a framework
 //!   casts `float32` variables to the compute type at use);
-//! * each matrix product as [`Products`] says;
+//! * each matrix product as [`Products`] says (an `f32` product is
+//!   converted to bfloat16 by truncation, as TensorFlow's `MatMul` does);
+//! * `f32` results below the smallest normal `f32` are flushed to zero;
 //! * each addition and multiplication of the cell, and `forget_bias`
 //!   itself;
 //! * `sigmoid(x)` as `e / (1 + e)` with `e = exp(x)`, each of the three
@@ -190,9 +192,22 @@ struct Cell {
     products: Products,
 }
 
+/// The smallest normal `f32`: smaller results of an `f32` operation are
+/// flushed to zero (TensorFlow sets flush-to-zero), which matters for
+/// bfloat16 only (its values reach that far down).
+const F32_MIN_NORMAL: f64 = 1.1754943508222875e-38;
+
+fn flush(v: f64) -> f64 {
+    if v.abs() < F32_MIN_NORMAL {
+        0.0 * v.signum()
+    } else {
+        v
+    }
+}
+
 impl Cell {
     fn r(&self, v: f64) -> f64 {
-        self.precision.round(v)
+        self.precision.round(flush(v))
     }
 
     fn activate(&self, a: Activation, x: f64) -> f64 {
@@ -209,10 +224,12 @@ impl Cell {
         }
     }
 
-    /// `sum(a[k] * b[k])` in `f32`, in order, converted.
+    /// `sum(a[k] * b[k])` as an `f32` GEMM gives it (modelled as the exact
+    /// sum rounded once to `f32`; a blocked GEMM's order differs from it in
+    /// the last `f32` place at most, rarely seen in 16 bits), converted.
     fn product(&self, terms: impl Iterator<Item = (f64, f64)>) -> f64 {
-        let sum = terms.fold(0f32, |s, (a, b)| s + (a * b) as f32);
-        self.precision.from_f32_sum(sum)
+        let sum: f64 = terms.map(|(a, b)| a * b).sum();
+        self.precision.from_f32_sum(flush(sum) as f32)
     }
 
     /// The pre-activations `x·W + h·U + b` of every column.
