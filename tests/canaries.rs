@@ -10,9 +10,10 @@
 use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Failed, Trial};
+use lstm_parity::conformance::check::check_reduced_outputs;
 use lstm_parity::conformance::mistake::{ForgetBiasChange, Mistake, MistakenLstm};
 use lstm_parity::conformance::{self, check_outputs, Case, Dtype, Filter};
-use lstm_parity::lstm::Gate;
+use lstm_parity::lstm::{Gate, Precision};
 
 use Mistake as M;
 
@@ -154,6 +155,29 @@ fn caught(case: &Case, mistake: Mistake) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The mistake fails the canary at the level of a reduced precision too:
+/// its `f32` result against the framework's own float16 or bfloat16 run.
+fn caught_at(case: &Case, mistake: Mistake, precision: Precision) -> Result<(), Failed> {
+    let misread = mistake.misread(case).map_err(|e| e.to_string())?;
+    let outputs = misread
+        .model
+        .run_with::<f32>(
+            &misread.variables,
+            &misread.inputs,
+            &mut MistakenLstm(mistake),
+        )
+        .map_err(|e| format!("{}: {mistake:?}: {e}", case.id))?;
+    let run = check_reduced_outputs(case, precision, None, &outputs);
+    if run.passed() {
+        return Err(format!(
+            "{}: the mistaken LSTM {mistake:?} passes at {}",
+            case.id, run.tolerance
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let cases = canary_cases();
@@ -177,6 +201,13 @@ fn main() {
                 format!("{}/catches/{mistake:?}", case.id),
                 move || caught(&c, mistake),
             ));
+            for &precision in case.reduced.keys() {
+                let c = case.clone();
+                trials.push(Trial::test(
+                    format!("{}/catches/{mistake:?}@{precision}", case.id),
+                    move || caught_at(&c, mistake, precision),
+                ));
+            }
         }
     }
     for (canary, _) in CANARIES {

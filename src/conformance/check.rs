@@ -425,28 +425,43 @@ pub fn check_reduced(
     tolerance: Option<&Tolerance>,
     runner: &mut dyn Runner<f32>,
 ) -> CaseRun {
+    match case
+        .model
+        .run_with::<f32>(&case.variables, &case.inputs, runner)
+    {
+        Ok(outputs) => check_reduced_outputs(case, precision, tolerance, &outputs),
+        Err(e) => CaseRun {
+            error: Some(e.to_string()),
+            ..reduced_run(case, precision, tolerance)
+        },
+    }
+}
+
+/// A run of `case` in `precision` with nothing compared yet.
+fn reduced_run(case: &Case, precision: Precision, tolerance: Option<&Tolerance>) -> CaseRun {
     let dtype = match precision {
         Precision::Float16 => Dtype::F16,
         Precision::BFloat16 => Dtype::BF16,
     };
     let level = tolerance.unwrap_or(&Tolerance::Default);
-    let mut run = CaseRun {
+    CaseRun {
         tolerance: format!("{level}@{precision}"),
         ..CaseRun::of(case, dtype, level)
-    };
+    }
+}
+
+/// [`check_reduced`] of outputs computed (in `f32`) by any implementation.
+pub fn check_reduced_outputs(
+    case: &Case,
+    precision: Precision,
+    tolerance: Option<&Tolerance>,
+    outputs: &Outputs<f32>,
+) -> CaseRun {
+    let level = tolerance.unwrap_or(&Tolerance::Default);
+    let mut run = reduced_run(case, precision, tolerance);
     let Some(recorded) = case.reduced.get(&precision) else {
         run.error = Some(format!("the case has no {precision} run (reduced.json)"));
         return run;
-    };
-    let outputs = match case
-        .model
-        .run_with::<f32>(&case.variables, &case.inputs, runner)
-    {
-        Ok(o) => o,
-        Err(e) => {
-            run.error = Some(e.to_string());
-            return run;
-        }
     };
     let mut missing = Vec::new();
     for (name, reduced) in &recorded.expected {
