@@ -1,5 +1,7 @@
 //! The parity suite: one named trial per recorded case and dtype, found at
-//! run time under `reference/` (or `$LSTM_PARITY_REFERENCE`).
+//! run time under `reference/` (or `$LSTM_PARITY_REFERENCE`): float32 and
+//! float64 for every case, float16 and bfloat16 (emulated) for every case
+//! with a recorded run in them.
 //!
 //! `cargo test --test parity -- tf1/` runs the TF1 cases only. A failure
 //! prints the output, worst index, both values and the first diverging step.
@@ -20,7 +22,10 @@ fn main() {
     }
     for case in selection.cases {
         let case = std::sync::Arc::new(case);
-        for dtype in Dtype::ALL {
+        let reduced = Dtype::REDUCED
+            .into_iter()
+            .filter(|d| d.precision().is_some_and(|p| case.reduced.contains_key(&p)));
+        for dtype in Dtype::ALL.into_iter().chain(reduced) {
             let case = case.clone();
             let name = format!("{}/{dtype}", case.id);
             trials.push(Trial::test(name, move || check(&case, dtype)));
