@@ -20,6 +20,7 @@ use lstm_parity::conformance::gate::{self, CheckOptions, ExportOptions, Selected
 use lstm_parity::conformance::report::{self, Report};
 use lstm_parity::conformance::{delta, suite, Dtype, Tolerance};
 use lstm_parity::dialect::layout::{ForgetBias, Layout};
+use lstm_parity::lstm::Precision;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// Write to standard output; a write that fails (a full disk, a closed
@@ -133,6 +134,9 @@ enum Command {
         /// The reference folder the export was made from [default: $LSTM_PARITY_REFERENCE, else ./reference, else the crate's own]
         #[arg(long)]
         reference: Option<PathBuf>,
+        /// Judge an implementation that computes in 16 bits against TensorFlow's own run in that precision (float32 exports; cases with such a run).
+        #[arg(long, value_enum)]
+        precision: Option<PrecisionArg>,
         #[command(flatten)]
         judging: Judging,
     },
@@ -221,6 +225,12 @@ impl Judging {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum PrecisionArg {
+    Float16,
+    Bfloat16,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum CompareFormat {
     Table,
     Json,
@@ -273,13 +283,16 @@ fn main() -> ExitCode {
             outputs,
             export,
             reference,
+            precision,
             judging,
-        } => check(
-            &outputs,
-            export,
-            &suite::reference_root(reference.as_deref()),
-            &judging,
-        ),
+        } => {
+            let precision = precision.map(|p| match p {
+                PrecisionArg::Float16 => Precision::Float16,
+                PrecisionArg::Bfloat16 => Precision::BFloat16,
+            });
+            let reference = suite::reference_root(reference.as_deref());
+            check(&outputs, export, &reference, precision, &judging)
+        }
         Command::Compare { base, new, format } => compare(&base, &new, format),
     };
     ExitCode::from(code)
@@ -372,7 +385,13 @@ fn export(
     }
 }
 
-fn check(outputs: &Path, export: Option<PathBuf>, reference: &Path, judging: &Judging) -> u8 {
+fn check(
+    outputs: &Path,
+    export: Option<PathBuf>,
+    reference: &Path,
+    precision: Option<Precision>,
+    judging: &Judging,
+) -> u8 {
     let expectations = match judging.expectations() {
         Ok(e) => e,
         Err(code) => return code,
@@ -387,6 +406,7 @@ fn check(outputs: &Path, export: Option<PathBuf>, reference: &Path, judging: &Ju
         reference,
         tolerance: judging.tolerance.as_ref(),
         expectations: expectations.as_ref(),
+        precision,
     };
     match gate::check(&options) {
         Ok(report) => {

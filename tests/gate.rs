@@ -304,6 +304,7 @@ fn stated_tolerances_judge_their_cases_and_are_strict() {
         reference: &reference(),
         tolerance: Some(&"abs:0.1".parse().unwrap()),
         expectations: Some(&list),
+        precision: None,
     })
     .unwrap();
     assert_eq!(rand001(&r).tolerance, "abs:0.1");

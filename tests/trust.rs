@@ -354,6 +354,7 @@ fn check_lib(root: &Path, export: &Path, outputs: &Path) -> Result<Report, GateE
         reference: root,
         tolerance: None,
         expectations: None,
+        precision: None,
     })
 }
 

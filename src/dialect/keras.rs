@@ -128,7 +128,8 @@ pub struct Model {
     /// (docs/semantics.md §6.7).
     #[serde(default)]
     pub unroll: bool,
-    /// tf-keras 1 or 2: no effect on values.
+    /// 1 or 2: the same values in float32 and float64; in 16 bits, 1 adds
+    /// the bias to `x·W` before `h·U` ([`Model::products`]).
     #[serde(default)]
     pub implementation: Option<u8>,
     /// A `Masking` layer before this one.
@@ -225,6 +226,17 @@ fn describe_cells(cells: &[CellConfig]) -> String {
 }
 
 impl Model {
+    /// How a 16-bit kernel forms this layer's gate products:
+    /// `implementation=1` adds the bias to `x·W` before `h·U` is added.
+    pub fn products(&self) -> crate::lstm::reduced::Products {
+        use crate::lstm::reduced::Products;
+        if self.implementation == Some(1) {
+            Products::SeparateBiasFirst
+        } else {
+            Products::Separate
+        }
+    }
+
     /// `keras<major>.<layer>`.
     pub fn api_name(&self) -> String {
         let layer = match self.layer {

@@ -149,13 +149,14 @@ impl Model {
 
     /// How this framework's 16-bit CPU kernel forms the gate products
     /// (`docs/semantics.md`, "Reduced precision"): Keras multiplies `x`
-    /// and `h` apart and adds, a TF1 cell multiplies `[x, h]` at once, the
-    /// block ops keep the sums of their float16 product in 16 bits.
+    /// and `h` apart and adds (with `implementation=1`, the bias to `x·W`
+    /// first), a TF1 cell multiplies `[x, h]` at once, the block ops keep
+    /// the sums of their float16 product in 16 bits.
     pub fn products(&self) -> Products {
         match self {
             Model::Tf1(_) => Products::Joint,
             Model::Block(_) => Products::Accumulating16,
-            Model::Keras(_) => Products::Separate,
+            Model::Keras(m) => m.products(),
         }
     }
 

@@ -19,7 +19,9 @@
 //!   itself;
 //! * `sigmoid(x)` as `e / (1 + e)` with `e = exp(x)`, each of the three
 //!   rounded (Eigen's logistic with every packet operation in 16 bits);
-//!   other activations are rounded once;
+//!   the hard sigmoids operation by operation as Keras writes them
+//!   (`relu6(x + 3) / 6`, `clip(0.2 * x + 0.5, 0, 1)`); other activations
+//!   are rounded once;
 //! * a cell or projection clip bound is rounded; clipping itself is exact.
 
 use ndarray::{Array1, Array2, Array3};
@@ -95,6 +97,9 @@ pub enum Products {
     /// Two products, each summed in `f32` and converted, added, then the
     /// bias added: `r(r(r(x·W) + r(h·U)) + b)`.
     Separate,
+    /// The same products, the bias added to the input's first:
+    /// `r(r(r(x·W) + b) + r(h·U))`.
+    SeparateBiasFirst,
     /// One product over `[x, h]`, summed in `f32` and converted, then the
     /// bias: `r(r([x, h]·[W; U]) + b)`.
     Joint,
@@ -220,6 +225,10 @@ impl Cell {
                     self.r(e / self.r(1.0 + e))
                 }
             }
+            // Keras 3: relu6(x + 3) / 6, each operation in 16 bits.
+            Activation::HardSigmoidRelu6 => self.r(self.r(x + 3.0).clamp(0.0, 6.0) / 6.0),
+            // tf-keras: clip(0.2 * x + 0.5, 0, 1), 0.2 itself in 16 bits.
+            Activation::HardSigmoidLinear => self.r(self.r(self.r(0.2) * x) + 0.5).clamp(0.0, 1.0),
             other => self.r(other.apply_f64(x)),
         }
     }
@@ -255,6 +264,13 @@ impl Cell {
                         let hu = self
                             .product(h.iter().enumerate().map(|(k, &v)| (v, layer.w_h[[k, col]])));
                         self.r(xw + hu)
+                    }
+                    Products::SeparateBiasFirst => {
+                        let xw = self
+                            .product(x.iter().enumerate().map(|(k, &v)| (v, layer.w_x[[k, col]])));
+                        let hu = self
+                            .product(h.iter().enumerate().map(|(k, &v)| (v, layer.w_h[[k, col]])));
+                        return self.r(self.r(xw + layer.bias[col]) + hu);
                     }
                     Products::Joint => self.product(joint(col)),
                     Products::Accumulating16 => {

@@ -337,5 +337,6 @@ pub fn check_in(
         reference,
         tolerance: None,
         expectations,
+        precision: None,
     })
 }

@@ -13,6 +13,7 @@ use ndarray::{Array2, Array3, ArrayD};
 
 use super::export::{final_states_read, StatesRead};
 use crate::conformance::case::Case;
+use crate::conformance::check::check_reduced_outputs;
 use crate::conformance::check::{
     check_runner_except, CaseRun, Dtype, NotCompared, Recording, NEEDS_TRACES,
 };
@@ -25,7 +26,7 @@ use crate::conformance::suite::discover;
 use crate::conformance::tolerance::Tolerance;
 use crate::dialect::layout::{self, ForgetBias, Layout};
 use crate::dialect::{DialectError, Outputs, Runner, RustLstm, Step};
-use crate::lstm::{Real, RunOutput, State, StepTrace};
+use crate::lstm::{Precision, Real, RunOutput, State, StepTrace};
 use crate::parse::UnknownName;
 
 /// What went wrong reading one step's outputs.
@@ -291,6 +292,10 @@ pub struct CheckOptions<'a> {
     pub tolerance: Option<&'a Tolerance>,
     /// Cases expected to fail.
     pub expectations: Option<&'a Expectations>,
+    /// Judge the outputs against the framework's own run in this reduced
+    /// precision (float32 exports only), at `default@<precision>` unless a
+    /// level is given; cases without such a run are skipped.
+    pub precision: Option<Precision>,
 }
 
 /// The first difference between what `index.json` says of a case and what
@@ -568,6 +573,31 @@ fn check_case<T: Real>(
         layout: Some(layout),
         nan_means_not_written: true,
     };
+    if let Some(precision) = options.precision {
+        // An implementation computing in 16 bits, against the framework's
+        // own 16-bit run: the outputs as the dialect assembles them from
+        // what it wrote, in f32 (exports in reduced precision are float32).
+        let outputs = case
+            .model
+            .run_with::<T>(&case.variables, &case.inputs, &mut reader);
+        let mut run = match outputs {
+            Ok(o) => {
+                let o: Outputs<f32> = o
+                    .into_iter()
+                    .map(|(k, v)| (k, v.mapv(|x| x.widen() as f32)))
+                    .collect();
+                check_reduced_outputs(case, precision, options.tolerance, &o)
+            }
+            Err(e) => CaseRun {
+                error: Some(e.to_string()),
+                ..check_reduced_outputs(case, precision, options.tolerance, &Outputs::new())
+            },
+        };
+        run.comparisons
+            .retain(|c| !not_compared.iter().any(|n| n.output == c.output));
+        run.not_compared = not_compared;
+        return (run, reader.problem);
+    }
     let mut run = check_runner_except::<T>(
         case,
         dtype,
@@ -875,6 +905,12 @@ fn unread_outputs<T: Real>(
 pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
     let index = read_index(options.export_dir)?;
     super::export::full_precision(index.dtype)?;
+    if let (Some(p), false) = (options.precision, index.dtype == Dtype::F32) {
+        return Err(GateError::Usage(format!(
+            "--precision {p} judges a float32 export; this export is {}",
+            index.dtype
+        )));
+    }
     let layout: Layout = index
         .layout
         .parse()
@@ -923,6 +959,16 @@ pub fn check(options: &CheckOptions) -> Result<Report, GateError> {
         let Some(case) = cases.get(&entry.id) else {
             continue; // it did not load: in report.errors
         };
+        if let Some(p) = options.precision.filter(|p| !case.reduced.contains_key(p)) {
+            unchecked.push(entry.id.clone());
+            report.skipped.push(Skipped {
+                id: entry.id.clone(),
+                api: entry.api.clone(),
+                reason: format!("no {p} run is recorded for this case"),
+                features: entry.features.clone(),
+            });
+            continue;
+        }
         // A level stated in the expectations judges the case unless
         // `--tolerance` overrides every case.
         let stated = options
