@@ -8,6 +8,9 @@ it fails, naming the case and the file, when:
   * a case.json differs in anything but `provenance.versions`;
   * a variable or input .npy (or any other array the manifest references outside
     `expected`, such as notebook_printed) differs in any bit: dtype, shape, bytes;
+  * a reduced-precision sidecar (reduced.json) differs in anything but
+    `provenance.versions`, or one of its arrays (`*.f16.npy`, `*.bf16.npy`)
+    differs in any bit (TF's float16/bfloat16 results are compared exactly);
   * an expected output differs beyond
         float32: |a - b| <= 1e-6  * max(1, |b|)
         float64: |a - b| <= 1e-12 * max(1, |b|)
@@ -77,6 +80,14 @@ def check_case(case_id, old_dir, new_dir):
     if without_versions(old_manifest) != without_versions(new_manifest):
         problems.append(f"{case_id}: case.json differs (beyond provenance.versions)")
         return problems
+    sidecar_files = set()
+    if "reduced.json" in new_files:
+        old_sidecar = json.loads((old_dir / "reduced.json").read_text(encoding="utf-8"))
+        new_sidecar = json.loads((new_dir / "reduced.json").read_text(encoding="utf-8"))
+        if without_versions(old_sidecar) != without_versions(new_sidecar):
+            problems.append(f"{case_id}: reduced.json differs (beyond provenance.versions)")
+            return problems
+        sidecar_files = {file for run in new_sidecar["runs"].values() for file in run["expected"].values()}
     expected_files = {entry[dtype] for entry in new_manifest["expected"].values()
                       for dtype in ("float32", "float64") if entry.get(dtype)}
     for name in new_files:
@@ -87,6 +98,9 @@ def check_case(case_id, old_dir, new_dir):
                                       np.load(new_dir / name, allow_pickle=False))
             if reason:
                 problems.append(f"{case_id}: {name}: expected output differs: {reason}")
+        elif name in sidecar_files:
+            if not bit_equal(old_dir / name, new_dir / name):
+                problems.append(f"{case_id}: {name}: reduced-precision result differs (must be bit-identical)")
         elif not bit_equal(old_dir / name, new_dir / name):
             problems.append(f"{case_id}: {name}: variable/input array differs (must be bit-identical)")
     return problems

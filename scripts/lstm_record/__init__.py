@@ -18,6 +18,7 @@ Modules:
   keras_numpy     NumPy reference of keras
   traps           canary checks: a wrong implementation must visibly fail a canary case
   case_writer     writes one case folder (case.json + .npy) as reference/README.md says
+  reduced         which cases also get float16/bfloat16 runs, and their reduced.json sidecar
   weights         the seeded weight and input generator, grid sizes and coverage
   determinism     environment and TensorFlow settings for bit-stable recordings
   parallel        records cases in spawned worker processes (same result for any job count)

@@ -36,11 +36,19 @@ GATE_NAMES = ("i", "f", "o", "ci", "co")  # cut to seq_len_max steps (the op lea
 # ------------------------------------------------------------------ float32: the op itself
 
 
-def run_op(case):
-    """The raw op in float32 (eager); outputs as reference/README.md names and cuts them."""
+def run_op(case, dtype=tf.float32):
+    """The raw op in `dtype` (eager); outputs as reference/README.md names and cuts them.
+
+    float32: the case's arrays as they are. float16 (a reduced-precision run): the float32
+    weights and inputs cast with `tf.cast` (round to nearest even) and the op run on them.
+    """
     op, weights, inputs = case["op"], case["weights"], case["inputs"]
-    kwargs = {name: tf.constant(weights[name]) for name in ("w", "b", "wci", "wcf", "wco")}
-    kwargs.update({name: tf.constant(inputs[name]) for name in ("x", "cs_prev", "h_prev")})
+
+    def tensor(value):
+        return tf.cast(tf.constant(value), dtype) if dtype != tf.float32 else tf.constant(value)
+
+    kwargs = {name: tensor(weights[name]) for name in ("w", "b", "wci", "wcf", "wco")}
+    kwargs.update({name: tensor(inputs[name]) for name in ("x", "cs_prev", "h_prev")})
     kwargs["use_peephole"] = case["use_peephole"]
     if op != "BlockLSTMV2":
         kwargs["forget_bias"] = case["forget_bias"]
@@ -50,7 +58,7 @@ def run_op(case):
         kwargs["seq_len_max"] = tf.constant(int(inputs["seq_len_max"]), tf.int64)  # the op takes int64
     result = getattr(tf.raw_ops, op)(**kwargs)
     raw = {name: result[k].numpy() for k, name in enumerate(OUTPUT_NAMES)}
-    if any(value.dtype != np.float32 for value in raw.values()):
+    if any(value.dtype != dtype.as_numpy_dtype for value in raw.values()):
         raise AssertionError(f"{case['name']}: the op returned {[v.dtype for v in raw.values()]}")
     if op == "LSTMBlockCell":
         named = dict(raw)
@@ -120,6 +128,26 @@ def run_float64(case):
     return named
 
 
+# ------------------------------------------------------------------ reduced precision
+
+REDUCED_HOW = ("tf.raw_ops.{op} with T=float16: the case's float32 weights and inputs (x, cs_prev, h_prev) "
+               "cast with tf.cast (round to nearest even); seq_len_max int64; the same attrs as the float32 run")
+
+
+def run_reduced(case):
+    """(runs, notes) of the case's reduced-precision sidecar: float16 only (no bfloat16 kernel)."""
+    runs = {"float16": {"how": REDUCED_HOW.format(op=case["op"]), "outputs": run_op(case, tf.float16)}}
+    try:
+        run_op(case, tf.bfloat16)
+    except tf.errors.InvalidArgumentError as error:
+        refusal = " ".join(str(error).split())
+    else:
+        raise AssertionError(f"{case['name']}: {case['op']} ran in bfloat16; record it")
+    notes = (f"No bfloat16 run: TensorFlow {tf.__version__} has no bfloat16 kernel for {case['op']} "
+             f"(InvalidArgumentError: {refusal}).")
+    return runs, notes
+
+
 # ------------------------------------------------------------------ recording
 
 
@@ -148,7 +176,10 @@ class BlockRecorder(recorder.Recorder):
                 raise AssertionError(f"{case['name']}: {name} shapes {out32[name].shape} vs {out64[name].shape}")
             if out32[name].size:
                 worst = max(worst, float(np.max(np.abs(out32[name] - out64[name]))))
-        case_dir = self.writer(case, model_json(case), case["notes"], case["weights"], out32, out64).write(suite_dir)
+        writer = self.writer(case, model_json(case), case["notes"], case["weights"], out32, out64)
+        if self.wants_reduced(case):
+            self.add_reduced(writer, *run_reduced(case))
+        case_dir = writer.write(suite_dir)
         margins = traps.assert_traps_bite(case_dir, case["traps"]) if case["traps"] else {}
         return {"margins": margins, "worst32": worst}
 

@@ -7,7 +7,9 @@ trailing newline, `.npy` in C order and little-endian.
 
 File names are derived from native names with `/` replaced by `.`:
 variables `var.<name>.npy`, inputs `<name>.npy`, expected outputs
-`<name>.f32.npy` / `<name>.f64.npy`.
+`<name>.f32.npy` / `<name>.f64.npy`. A case with reduced-precision runs
+(lstm_record/reduced.py) also gets `reduced.json` and `<name>.f16.npy` /
+`<name>.bf16.npy`, which case.json does not mention.
 """
 
 import json
@@ -62,9 +64,10 @@ class Case:
             "provenance": provenance,
         }
         self.files = {}  # file name -> array in its on-disk dtype
+        self.reduced = None  # the reduced.json sidecar (reduced.add_sidecar), or None
 
     def _add_file(self, file_name, array):
-        if file_name in self.files or file_name == "case.json":
+        if file_name in self.files or file_name in ("case.json", "reduced.json"):
             raise ValueError(f"case {self.name}: file name {file_name} used twice")
         self.files[file_name] = array
         return file_name
@@ -110,6 +113,12 @@ class Case:
         """A further array file (referenced from an extra manifest key)."""
         return self._add_file(file_name, _disk_array(array, dtype))
 
+    def sidecar_array(self, file_name, array):
+        """An array of the reduced.json sidecar, already in its on-disk dtype (<f2 or <f4)."""
+        if np.asarray(array).dtype not in (np.dtype("<f2"), np.dtype("<f4")):
+            raise TypeError(f"sidecar array {file_name} is {np.asarray(array).dtype}")
+        return self._add_file(file_name, array)
+
     def write(self, suite_dir):
         suite_dir = pathlib.Path(suite_dir)
         suite_dir.mkdir(parents=True, exist_ok=True)
@@ -126,5 +135,9 @@ class Case:
         with open(staging / "case.json", "w", encoding="utf-8") as handle:
             json.dump(self.manifest, handle, indent=1, sort_keys=True, allow_nan=False)
             handle.write("\n")
+        if self.reduced is not None:
+            with open(staging / "reduced.json", "w", encoding="utf-8") as handle:
+                json.dump(self.reduced, handle, indent=1, sort_keys=True, allow_nan=False)
+                handle.write("\n")
         os.rename(staging, final)
         return final

@@ -26,16 +26,46 @@ pass-through cell whose output is [output, h0, c0, h1, c1, ...] and run through
 `keras.layers.RNN` with the layer's go_backwards, unroll, time_major, mask and
 initial state; its output part is checked against the layer's output and its
 last step against the returned states.
+
+Reduced-precision runs (lstm_record/reduced.py) use the same code with `dtype`
+a dtype policy: "mixed_float16" / "mixed_bfloat16" (float32 variables holding the
+case's values, cast to the 16-bit type at use; float32 inputs autocast by the
+layers; initial states cast with tf.cast), or "float16" (every layer built with
+dtype="float16": float16 variables and inputs). See REDUCED_RUNS.
 """
 
 import sys
 
 import numpy as np
 
-from lstm_record import keras_cases, keras_numpy, recorder
+from lstm_record import keras_cases, keras_numpy, recorder, reduced
 from lstm_record.numpy_lstm import compare
 
 KERNEL_ROLES = ("kernel", "recurrent_kernel", "bias")
+
+# run dtype (a layer's `dtype` argument) -> (compute dtype, variable dtype, dtype of the fed inputs)
+REDUCED_RUNS = {
+    "mixed_float16": ("float16", "float32", "float32"),
+    "mixed_bfloat16": ("bfloat16", "float32", "float32"),
+    "float16": ("float16", "float16", "float16"),
+}
+
+
+def compute_dtype(dtype):
+    """The numpy dtype of the results of a run in `dtype` (bfloat16: ml_dtypes' type, as TF returns it)."""
+    name = REDUCED_RUNS[dtype][0] if dtype in REDUCED_RUNS else dtype
+    if name == "bfloat16":
+        import tensorflow as tf
+        return np.dtype(tf.bfloat16.as_numpy_dtype)
+    return np.dtype(name)
+
+
+def variable_dtype(dtype):
+    return REDUCED_RUNS[dtype][1] if dtype in REDUCED_RUNS else dtype
+
+
+def feed_dtype(dtype):
+    return REDUCED_RUNS[dtype][2] if dtype in REDUCED_RUNS else dtype
 
 
 def cell_names(count):
@@ -83,8 +113,10 @@ class ArrayInitializer:
 
 
 def close(a, b, dtype):
-    """Agreement of two runs of the same arithmetic by different Keras code paths."""
-    tol = 1e-6 if np.dtype(dtype) == np.float32 else 1e-13
+    """Agreement of two runs of the same arithmetic by different Keras code paths (16-bit: 4 ULP at 1)."""
+    tol = {"float32": 1e-6, "float64": 1e-13, "float16": 4 * 2.0 ** -10,
+           "bfloat16": 4 * 2.0 ** -7}[compute_dtype(dtype).name]
+    b = b.astype(np.float64)
     return a.shape == b.shape and bool(np.all(np.abs(a.astype(np.float64) - b) <= tol * np.maximum(1.0, np.abs(b))))
 
 
@@ -111,14 +143,32 @@ class KerasRunner:
         stacked_rnn_cells start again), fixed seeds, and the global float type set to
         the run's: RNN([cells]) creates its StackedRNNCells with the global dtype
         policy, so with the default float32 a float64 model would round its states
-        to float32 inside the stack."""
+        to float32 inside the stack. A mixed policy becomes the global policy
+        (floatx stays float32); every other run clears a global policy a previous
+        run set (tf-keras: global policy None, i.e. floatx)."""
+        mixed = dtype.startswith("mixed_")
         if self.version == "3":
             self.K.backend.clear_session(free_memory=False)  # its gc.collect() costs ~0.3 s a run
             self.K.config.set_dtype_policy(dtype)
         else:
             self.K.backend.clear_session()
-            self.K.backend.set_floatx(dtype)
+            self.K.mixed_precision.set_global_policy(dtype if mixed else None)
+            self.K.backend.set_floatx("float32" if mixed else dtype)
         self.K.utils.set_random_seed(0)
+
+    def feed(self, array, dtype):
+        """A float32 case array as fed to a run in `dtype` (16-bit: rounded by tf.cast)."""
+        target = feed_dtype(dtype)
+        if target in ("float16", "bfloat16"):
+            return self.numpy(self.tf.cast(self.tf.constant(array.astype(np.float32)), target))
+        return array.astype(target)
+
+    def state_tensor(self, array, dtype):
+        """An initial state of a run in `dtype`: in the compute dtype (16-bit: tf.cast of the float32 values)."""
+        target = compute_dtype(dtype)
+        if target.itemsize == 2:
+            return self.tf.cast(self.tf.constant(array.astype(np.float32)), target.name)
+        return self.tf.constant(array.astype(target))
 
     def same(self, got, want, what, dtype):
         if np.array_equal(got, want):
@@ -199,7 +249,7 @@ class KerasRunner:
         if spec.get("masking") is not None:
             self.masking = K.layers.Masking(mask_value=spec["masking"], dtype=dtype, name="masking")
         if spec["layer"] == "Sequential":
-            layers = [K.Input(shape=input_shape[1:], batch_size=input_shape[0], dtype=dtype)]
+            layers = [K.Input(shape=input_shape[1:], batch_size=input_shape[0], dtype=feed_dtype(dtype))]
             if self.masking is not None:
                 layers.append(self.masking)
             for sub in spec["layers"]:
@@ -211,6 +261,7 @@ class KerasRunner:
 
     def assign(self, case, model, dtype):
         """Assign the case's weights (drawing Keras-initialised biases on the float32 run)."""
+        dtype = variable_dtype(dtype)  # mixed policies: float32 variables
         paths = {}
         for slot, cell in self.cells.items():
             spec = case["cell_specs"][slot]
@@ -272,7 +323,7 @@ class KerasRunner:
         trace = self.numpy(tracer(x_in, **call))
         if tracer.weights and {self.path(v) for v in tracer.weights} != {self.path(v) for v in layer.weights}:
             raise AssertionError("the trace wrapper owns other variables")
-        if trace.dtype != np.dtype(dtype):
+        if trace.dtype != compute_dtype(dtype):
             raise AssertionError(f"trace computed in {trace.dtype}")
         if time_major:
             trace = np.transpose(trace, (1, 0, 2))
@@ -288,7 +339,7 @@ class KerasRunner:
                 values = trace[..., offset:offset + spec["units"]].copy()
                 offset += spec["units"]
                 if started is not None:
-                    fill = (np.zeros((values.shape[0], spec["units"]), dtype) if flat_initial is None
+                    fill = (np.zeros((values.shape[0], spec["units"]), compute_dtype(dtype)) if flat_initial is None
                             else flat_initial[2 * index + k])
                     values = np.where(started[:, :, None], values, fill[:, None, :])
                 named[f"{prefix}trace/{index}/{name}"] = values
@@ -308,15 +359,14 @@ class KerasRunner:
     # ------------------------------------------------------------ running
 
     def initial_structure(self, spec, inputs, dtype):
-        tf = self.tf
         if spec["layer"] == "Bidirectional":
             if "initial_state/fw/0/h" not in inputs:
                 return None
-            return [tf.constant(inputs[f"initial_state/{d}/0/{k}"].astype(dtype)) for d in ("fw", "bw")
+            return [self.state_tensor(inputs[f"initial_state/{d}/0/{k}"], dtype) for d in ("fw", "bw")
                     for k in ("h", "c")]
         if "initial_state/0/h" not in inputs:
             return None
-        per_layer = [[tf.constant(inputs[f"initial_state/{i}/{k}"].astype(dtype)) for k in ("h", "c")]
+        per_layer = [[self.state_tensor(inputs[f"initial_state/{i}/{k}"], dtype) for k in ("h", "c")]
                      for i in range(len(spec["cells"]))]
         return per_layer[0] if spec["layer"] == "LSTM" else per_layer
 
@@ -327,7 +377,7 @@ class KerasRunner:
         tf = self.tf
         if spec.get("stateful"):
             return self.run_stateful(case, dtype)
-        x_np = inputs["inputs"].astype(dtype)
+        x_np = self.feed(inputs["inputs"], dtype)
         model = self.build(case, dtype, x_np.shape)
         paths = self.assign(case, model, dtype)
         x = tf.constant(x_np)
@@ -342,7 +392,7 @@ class KerasRunner:
             layer_in = self.masking(x)
             computed = self.numpy(self.masking.compute_mask(x))
             layer_mask = computed.T if time_major else computed
-            expected_mask = np.any(x_np != np.asarray(spec["masking"], dtype), axis=-1)
+            expected_mask = np.any(x_np != np.asarray(spec["masking"], feed_dtype(dtype)), axis=-1)
             if not np.array_equal(computed, expected_mask):
                 raise AssertionError(f"{case['name']}: Masking computed another mask")
         initial = self.initial_structure(spec, inputs, dtype)
@@ -363,7 +413,7 @@ class KerasRunner:
 
     def check_dtypes(self, named, dtype):
         for name, array in named.items():
-            if array.dtype != np.dtype(dtype):
+            if array.dtype != compute_dtype(dtype):
                 raise AssertionError(f"{name}: Keras computed {array.dtype} in a {dtype} model")
         return named
 
@@ -465,17 +515,22 @@ class KerasRunner:
         spec = case["spec"]
         inputs = case["inputs"]
         calls = sorted(int(k.split("/")[1]) for k in inputs if k.startswith("inputs/"))
-        first = inputs["inputs/0"].astype(dtype)
+        first = self.feed(inputs["inputs/0"], dtype)
         layer = self.build(case, dtype, first.shape)
         paths = self.assign(case, layer, dtype)
         named = {}
         returned = None
         for k in calls:
-            result = layer(self.tf.constant(inputs[f"inputs/{k}"].astype(dtype)))
+            result = layer(self.tf.constant(self.feed(inputs[f"inputs/{k}"], dtype)))
             flat = [self.numpy(t) for t in self.tf.nest.flatten(result)]
             named[f"output/{k}"] = flat[0]
             returned = flat[1:]
         states = [self.numpy(v) for v in self.tf.nest.flatten(layer.states)]
+        if dtype in REDUCED_RUNS:  # mixed policies keep the states in float32 variables: 16-bit values, widened
+            narrow = [state.astype(compute_dtype(dtype)) for state in states]
+            if not all(np.array_equal(a.astype(np.float64), b.astype(np.float64)) for a, b in zip(narrow, states)):
+                raise AssertionError(f"{case['name']}: a {dtype} layer state is not a {compute_dtype(dtype)} value")
+            states = narrow
         if len(states) != 2 * len(spec["cells"]):
             raise AssertionError(f"{case['name']}: {len(states)} state variables")
         for index in range(len(spec["cells"])):
@@ -543,8 +598,46 @@ class KerasRecorder(recorder.Recorder):
             if not distance >= minimum:
                 raise AssertionError(f"{case['name']}: the trap '{label}' lands only {distance:.3g} away")
             notes += f" Trap '{label}': a NumPy model making this mistake is {distance:.3g} away (max abs)."
-        self.writer(case, model, notes, variables, out32, out64).write(suite_dir)
+        writer = self.writer(case, model, notes, variables, out32, out64)
+        if self.wants_reduced(case):
+            self.add_reduced(writer, *self.run_reduced(case, paths, out64))
+        writer.write(suite_dir)
         return {"inexact": self.runner.inexact_trace_checks - before}
+
+    def run_reduced(self, case, paths, out64):
+        """(runs, notes) of the case's reduced-precision sidecar: mixed_float16 and mixed_bfloat16 policies.
+
+        The float16 run is repeated with every layer built with dtype="float16" (float16 variables);
+        `how` says whether it gives the same bits, the notes give the largest ULP distance if not.
+        """
+        keras = "Keras 3" if self.version == "3" else "tf-keras"
+        runs, notes, outputs = {}, [], {}
+        try:
+            for policy in ("mixed_float16", "mixed_bfloat16", "float16"):
+                outputs[policy], reduced_paths = self.runner.run(case, policy)
+                if reduced_paths != paths or set(outputs[policy]) != set(out64):
+                    raise AssertionError(f"{case['name']}: the {policy} model differs from the float32 one")
+        finally:
+            self.runner.reset("float32")  # no policy may leak into the next case
+        for policy, precision in (("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")):
+            how = (f"{keras} {policy} policy (global and every layer's): float32 variables holding the case's "
+                   f"values, cast to {precision} at use; float32 inputs autocast by the layers; initial states "
+                   f"cast with tf.cast")
+            if precision == "float16":
+                worst = max(reduced.ulp16(outputs["float16"][n], outputs[policy][n], "float16") for n in out64)
+                if worst == 0:
+                    how += "; a model built with dtype=\"float16\" (float16 variables) gives the same bits"
+                else:
+                    notes.append(f"A model built with dtype=\"float16\" (float16 variables) differs from this "
+                                 f"mixed_float16 run by up to {worst} ULP.")
+            runs[precision] = {"how": how, "outputs": outputs[policy]}
+        if case["spec"].get("stateful"):
+            notes.append("Stateful: under a mixed policy layer.states are float32 variables; the state/* outputs "
+                         "are their values, each exactly a 16-bit value (checked), stored as such.")
+        notes.append("Not run with dtype=\"bfloat16\" layers: with them TF refuses the default orthogonal "
+                     "recurrent initializer (no bfloat16 Qr kernel); the mixed_bfloat16 policy keeps float32 "
+                     "variables and is unaffected.")
+        return runs, " ".join(notes)
 
     def check_suite(self, suite_dir):
         keras_numpy.check_suite(suite_dir)

@@ -14,9 +14,11 @@ TensorFlow and checks the written suite with the family's NumPy reference
 (numpy_lstm for tf1 and block, keras_numpy for keras). This module does the
 rest: the command line, the environment (set before TensorFlow is imported),
 the output folder, the loop over the cases in `--jobs` spawned workers (each
-builds the suite's cases once and records by case name), the canary margins
-and the provenance of every written case. Nothing here imports TensorFlow at
-module level, so that a worker can set its environment first.
+builds the suite's cases once and records by case name), the canary margins,
+the provenance of every written case and which cases also get reduced-precision
+runs (lstm_record/reduced.py: `self.reduced_names`; the runner records them).
+Nothing here imports TensorFlow at module level, so that a worker can set its
+environment first.
 """
 
 import argparse
@@ -26,7 +28,7 @@ import pathlib
 import sys
 import time
 
-from lstm_record import determinism, parallel
+from lstm_record import determinism, parallel, reduced
 from lstm_record.case_writer import Case
 
 # suite: (runner module, its Recorder subclass, TF_USE_LEGACY_KERAS=1)
@@ -58,6 +60,7 @@ class Recorder:
             import keras
             self.versions = {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
         self.keras = keras
+        self.reduced_names = set()  # cases with float16/bfloat16 runs (set by `load`, reduced.wants_reduced)
         determinism.configure_tensorflow(tf)
 
     @classmethod
@@ -88,6 +91,13 @@ class Recorder:
         writer = Case(case["name"], case["description"], self.dialect, model, provenance)
         return writer.arrays(variables, case["inputs"], out32, out64)
 
+    def wants_reduced(self, case):
+        return case["name"] in self.reduced_names
+
+    def add_reduced(self, writer, runs, notes):
+        """The case's reduced.json sidecar (lstm_record/reduced.py) with this suite's provenance."""
+        reduced.add_sidecar(writer, runs, self.script, self.versions, notes)
+
 
 def recorder_class(suite):
     """Set the suite's environment, then import its runner module (and so TensorFlow)."""
@@ -106,6 +116,7 @@ def load(suite, args):
         by_name = {case["name"]: case for case in cases}
         if len(by_name) != len(cases):
             raise AssertionError("duplicate case names")
+        recorder.reduced_names = {name for name in by_name if reduced.wants_reduced(suite, name, by_name)}
         _LOADED[suite] = recorder, by_name
     return _LOADED[suite]
 

@@ -23,7 +23,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
-from lstm_record import SCRIPTS_DIR, determinism, numpy_lstm, recorder, traps
+from lstm_record import SCRIPTS_DIR, determinism, numpy_lstm, recorder, reduced, traps
 from lstm_record.notebook_print import notebook003_printed
 from lstm_record.tf1_cases import (
     BIDIRECTIONAL_APIS, all_cases, check_bites, grid_coverage, layer_specs, out_size, state_width)
@@ -143,12 +143,27 @@ def variable_role(variable, cell):
     raise AssertionError(f"unexpected variable {variable.name} in {cell}")
 
 
+REDUCED_DTYPES = (tf.float16, tf.bfloat16)  # reduced-precision runs (lstm_record/reduced.py)
+
+
 def _placeholders(case, dtype):
+    """Placeholders of the case's inputs and their feeds.
+
+    float32/float64: float inputs fed in `dtype`. float16/bfloat16: fed as the case's float32
+    values and cast in the graph with tf.cast (round to nearest even). int32 inputs as they are.
+    """
     feeds, ph = {}, {}
     for name, value in case["inputs"].items():
-        ph_dtype = tf.int32 if value.dtype == np.int32 else dtype
-        ph[name] = v1.placeholder(ph_dtype, value.shape, name=name.replace("/", "_"))
-        feeds[ph[name]] = value if value.dtype == np.int32 else value.astype(dtype.as_numpy_dtype)
+        if value.dtype == np.int32:
+            ph[name] = v1.placeholder(tf.int32, value.shape, name=name.replace("/", "_"))
+            feeds[ph[name]] = value
+        elif dtype in REDUCED_DTYPES:
+            fed = v1.placeholder(tf.float32, value.shape, name=name.replace("/", "_"))
+            feeds[fed] = value.astype(np.float32)
+            ph[name] = tf.cast(fed, dtype)
+        else:
+            ph[name] = v1.placeholder(dtype, value.shape, name=name.replace("/", "_"))
+            feeds[ph[name]] = value.astype(dtype.as_numpy_dtype)
     return ph, feeds
 
 
@@ -175,21 +190,28 @@ def _traced(case, run_api, tops):
     return trace_outputs
 
 
-def _run_session(graph, names, by_name, case, dtype, fetches, feeds):
+def _run_session(graph, names, by_name, case, dtype, fetches, feeds, grappler=True):
     """Assign every variable its case value in one session run, then fetch in a second.
 
     One run for all assignments and one for the outputs (which also reads the
     variables back to check them) keeps recording fast: each new fetch signature
-    costs the session a graph optimisation.
+    costs the session a graph optimisation. float16/bfloat16 variables are assigned
+    the case's float32 values cast with tf.cast. `grappler=False` turns Grappler's
+    meta optimizer off (only to measure what it changes in a reduced-precision run).
     """
     values = {native: case["weights"][key].astype(dtype.as_numpy_dtype) for key, native in names.items()}
     assign_feeds, assigns = {}, []
-    for native, value in values.items():
-        placeholder = v1.placeholder(dtype, value.shape, name="assign_" + native.replace("/", "_"))
+    for key, native in names.items():
+        fed_dtype = tf.float32 if dtype in REDUCED_DTYPES else dtype
+        value = case["weights"][key].astype(fed_dtype.as_numpy_dtype)
+        placeholder = v1.placeholder(fed_dtype, value.shape, name="assign_" + native.replace("/", "_"))
         assign_feeds[placeholder] = value
-        assigns.append(v1.assign(by_name[native], placeholder))
+        assigns.append(v1.assign(by_name[native], tf.cast(placeholder, dtype) if fed_dtype != dtype else placeholder))
     assign = tf.group(*assigns)
-    with v1.Session(graph=graph, config=determinism.session_config(tf)) as session:
+    config = determinism.session_config(tf)
+    if not grappler:
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+    with v1.Session(graph=graph, config=config) as session:
         session.run(assign, feed_dict=assign_feeds)
         result = session.run({"fetches": fetches, "variables": by_name}, feed_dict=feeds)
     for native, value in values.items():
@@ -198,7 +220,7 @@ def _run_session(graph, names, by_name, case, dtype, fetches, feeds):
     return result["fetches"]
 
 
-def run_tf(case, dtype):
+def run_tf(case, dtype, grappler=True):
     """Build and run one case in `dtype`; return (outputs, {(layer, role): native name})."""
     specs = layer_specs(case["cell"])
     api = case["api"]
@@ -237,7 +259,7 @@ def run_tf(case, dtype):
         if api != "cell_call":
             fetches["trace"] = _traced(case, run_api, [top])
         names, by_name = _variables(case, [((), layer_cells)])
-        result = _run_session(graph, names, by_name, case, dtype, fetches, feeds)
+        result = _run_session(graph, names, by_name, case, dtype, fetches, feeds, grappler)
     return collect_outputs(case, result), names
 
 
@@ -293,7 +315,7 @@ def collect_outputs(case, result):
     return named
 
 
-def run_tf_bidirectional(case, dtype):
+def run_tf_bidirectional(case, dtype, grappler=True):
     """bidirectional_dynamic_rnn / static_bidirectional_rnn in `dtype`.
 
     Returns (outputs, {(direction, layer, role): native name}).
@@ -324,7 +346,7 @@ def run_tf_bidirectional(case, dtype):
         fetches = {"outputs": outputs, "trace": _traced(case, run_api, [tops["fw"], tops["bw"]]),
                    "fw_state": tf.nest.flatten(state_fw), "bw_state": tf.nest.flatten(state_bw)}
         names, by_name = _variables(case, [((d,), cells[d]) for d, _ in DIRECTIONS])
-        result = _run_session(graph, names, by_name, case, dtype, fetches, feeds)
+        result = _run_session(graph, names, by_name, case, dtype, fetches, feeds, grappler)
     return collect_bidirectional(case, result), names
 
 
@@ -420,6 +442,12 @@ def notebook003_section(writer, printed, out32):
     return section
 
 
+REDUCED_HOW = ("TF1 {api} graph in {dtype} (Grappler on, the default session config; one thread): "
+               "the cells create their variables in {dtype}, assigned the case's float32 values cast with "
+               "tf.cast (round to nearest even); float inputs and initial states fed as float32 and cast "
+               "with tf.cast; sequence_length int32 as it is")
+
+
 class Tf1Recorder(recorder.Recorder):
     dialect = "tf1"
 
@@ -448,11 +476,30 @@ class Tf1Recorder(recorder.Recorder):
                 raise AssertionError(f"{case['name']}: outputs reach {worst:.3g}; keep the grid's values moderate")
         variables = {names[key]: case["weights"][key] for key in names}
         writer = self.writer(case, model_json(case, names), case["notes"], variables, out32, out64)
+        if self.wants_reduced(case):
+            self.add_reduced(writer, *self.run_reduced(case, run, names, out64))
         if case["name"] == "nb003-numpy-vs-static-rnn":
             printed = notebook003_printed((self.args.seeds / "notebook-003.txt").read_text(encoding="utf-8"))
             writer.manifest["notebook_printed"] = notebook003_section(writer, printed, out32)
         case_dir = writer.write(suite_dir)
         return {"margins": traps.assert_traps_bite(case_dir, case["traps"]) if case.get("traps") else {}}
+
+    def run_reduced(self, case, run, names, out64):
+        """(runs, notes) of the case's reduced-precision sidecar: the same graph in float16 and in bfloat16."""
+        runs, notes = {}, []
+        peepholes = any(spec.get("use_peepholes") for key in ("cell", "cell_bw") if key in case
+                        for spec in layer_specs(case[key]))
+        for dtype in REDUCED_DTYPES:
+            outputs, reduced_names = run(case, dtype)
+            if reduced_names != names or set(outputs) != set(out64):
+                raise AssertionError(f"{case['name']}: the {dtype.name} graph differs from the float32 one")
+            runs[dtype.name] = {"how": REDUCED_HOW.format(api=case["api"], dtype=dtype.name), "outputs": outputs}
+            if peepholes:
+                plain, _ = run(case, dtype, grappler=False)
+                worst = max(reduced.ulp16(outputs[name], plain[name], dtype.name) for name in outputs)
+                notes.append(f"{dtype.name}: with Grappler's meta optimizer off the peephole graph gives "
+                             f"results up to {worst} ULP away from this default-config run.")
+        return runs, " ".join(notes) or "Recorded with the default session config (Grappler on)."
 
     def check_suite(self, suite_dir):
         numpy_lstm.check_suite(suite_dir)
