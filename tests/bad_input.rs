@@ -286,3 +286,103 @@ fn writes_are_atomic() {
         .collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("a.npy")]);
 }
+
+/// Edit a case's `reduced.json` in place.
+fn edit_reduced(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("reduced.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut v);
+    fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn malformed_reduced_precision_runs_are_refused_naming_case_and_file() {
+    type Edit = fn(&mut serde_json::Value);
+    let edits: Vec<(&str, Edit, &str)> = vec![
+        (
+            "unknown field",
+            |v| v["runs"]["float16"]["note"] = "x".into(),
+            "unknown field",
+        ),
+        (
+            "unknown precision",
+            |v| {
+                let run = v["runs"]["float16"].clone();
+                v["runs"]["float8"] = run;
+            },
+            "unknown precision \"float8\"",
+        ),
+        (
+            "unknown output",
+            |v| {
+                v["runs"]["float16"]["expected"]["nope"] = "outputs.f16.npy".into();
+            },
+            "expected output \"nope\"",
+        ),
+        (
+            "path leaving the folder",
+            |v| {
+                v["runs"]["float16"]["expected"]["outputs"] = "../x.f16.npy".into();
+            },
+            "leaves the case folder",
+        ),
+        (
+            "a float32 file as float16",
+            |v| {
+                v["runs"]["float16"]["expected"]["outputs"] = "outputs.f32.npy".into();
+            },
+            "dtype float32 where float16 is required",
+        ),
+        (
+            "a float32 value as bfloat16",
+            |v| {
+                v["runs"]["bfloat16"]["expected"]["outputs"] = "outputs.f32.npy".into();
+            },
+            "is not a bfloat16 value",
+        ),
+        (
+            "another format",
+            |v| v["version"] = 2.into(),
+            "version 1 is required",
+        ),
+    ];
+    for (what, edit, needle) in edits {
+        let (_root, dir) = copy_case(CASE);
+        edit_reduced(&dir, edit);
+        let e = load(&dir).expect_err(what);
+        let text = e.to_string();
+        assert!(text.contains(CASE), "{what}: {text}");
+        assert!(text.contains(needle), "{what}: {text}");
+    }
+}
+
+#[test]
+fn a_reduced_run_far_from_the_truth_fails_instead_of_widening_its_level() {
+    let (_root, dir) = copy_case(CASE);
+    let path = dir.join("outputs.f16.npy");
+    let Tensor::F32(mut a) = npy::read(&path).unwrap() else {
+        panic!("float16 widened")
+    };
+    a[[0, 0, 0]] += 0.5;
+    let bytes = npy_f16(&a);
+    fs::write(&path, bytes).unwrap();
+    let case = load(&dir).unwrap();
+    let run = conformance::run_case(&case, Dtype::F16, None);
+    assert!(!run.passed());
+    let e = run.error.unwrap_or_default();
+    assert!(
+        e.contains("the recording is inconsistent: the float16 run of outputs"),
+        "{e}"
+    );
+}
+
+/// A float16 `.npy` of `a` (whose values are float16 values).
+fn npy_f16(a: &ArrayD<f32>) -> Vec<u8> {
+    let shape: Vec<String> = a.shape().iter().map(ToString::to_string).collect();
+    let mut bytes = npy_header("<f2", false, &format!("({},)", shape.join(", ")));
+    for v in a.iter() {
+        bytes.extend_from_slice(&half::f16::from_f32(*v).to_bits().to_le_bytes());
+    }
+    bytes
+}

@@ -14,11 +14,11 @@ use common::{check_in, export_in, reference, rust_implementation, scratch};
 
 use lstm_parity::conformance::expectations::Expectations;
 use lstm_parity::conformance::gate::{self, CheckOptions, ExportOptions, GateError};
-use lstm_parity::conformance::report::Report;
+use lstm_parity::conformance::report::{self, Report};
 use lstm_parity::conformance::{self, Case, Dtype, Filter};
 use lstm_parity::dialect::layout::{ForgetBias, Layout};
 use lstm_parity::dialect::{Runner, RustLstm};
-use lstm_parity::lstm::Gate;
+use lstm_parity::lstm::{Gate, Precision};
 use lstm_parity::tensor::Tensor;
 
 fn cases(filter: &[&str]) -> Vec<Case> {
@@ -945,4 +945,47 @@ fn committed_gate_reports_match_the_suite_and_the_expectations() {
             }
         }
     }
+}
+
+/// `check --precision float16`: the outputs against TensorFlow's own
+/// float16 run at `default@float16`; cases without one are not checked,
+/// with that reason; a wrong output still fails.
+#[test]
+fn reduced_precision_checks_judge_against_the_framework_s_16_bit_run() {
+    let tmp = scratch();
+    let (ex, out) = (tmp.path().join("export"), tmp.path().join("out"));
+    let ids = [
+        "tf1/nb001-stacked",
+        "tf1/grid-001-multi1-proj-projclip-fbm1-dyn-tm-seqlen-init",
+    ];
+    export(&cases(&ids), &ex, Layout::Tf1, Dtype::F32, None);
+    rust_implementation::<f32>(&ex, &out, true);
+    let at = |precision| {
+        gate::check(&CheckOptions {
+            export_dir: &ex,
+            outputs_dir: &out,
+            reference: &reference(),
+            tolerance: None,
+            expectations: None,
+            precision,
+        })
+        .unwrap()
+    };
+    for precision in [Precision::Float16, Precision::BFloat16] {
+        let r = at(Some(precision));
+        assert_eq!(r.exit_code(), 0, "{}", report::table(&r));
+        assert_eq!(r.runs.len(), 1);
+        assert_eq!(r.runs[0].tolerance, format!("default@{precision}"));
+        assert_eq!(r.skipped.len(), 1);
+        assert!(r.skipped[0].reason.contains(&format!("no {precision} run")));
+    }
+    // One output element off by 0.05: past TF's own float16 error.
+    let y = out.join("tf1/nb001-stacked/main/y.npy");
+    let Tensor::F32(mut a) = lstm_parity::conformance::npy::read(&y).unwrap() else {
+        panic!("float32 outputs")
+    };
+    a[[0, 0, 0]] += 0.05;
+    lstm_parity::conformance::npy::write(&y, &Tensor::F32(a)).unwrap();
+    let r = at(Some(Precision::Float16));
+    assert_eq!(r.exit_code(), 1, "{}", report::table(&r));
 }

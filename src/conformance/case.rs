@@ -39,6 +39,8 @@ pub struct Case {
     /// The framework's float16 and bfloat16 runs (`reduced.json`; not in
     /// [`Case::files`], so they change no gate fingerprint).
     pub reduced: BTreeMap<crate::lstm::Precision, super::reduced::ReducedRun>,
+    /// The files of [`Case::reduced`] with the SHA-256 of their bytes.
+    pub reduced_files: BTreeMap<String, String>,
     /// Every file the case was loaded from (`case.json` and each array,
     /// relative to the case folder), with the SHA-256 of the bytes as they
     /// were read: what a gate export vouches for.
@@ -376,11 +378,12 @@ impl Case {
             }
         }
 
-        let reduced = super::reduced::load(dir, id, &manifest)?;
+        let (reduced, reduced_files) = super::reduced::load(dir, id, &manifest)?;
         Ok(Case {
             id: id.to_string(),
             dir: dir.to_path_buf(),
             reduced,
+            reduced_files,
             manifest,
             model,
             tolerance,

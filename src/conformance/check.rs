@@ -476,19 +476,33 @@ pub fn check_reduced_outputs(
             .unwrap_or_else(|| e.float32.mapv(f64::from));
         let bound = super::compare::reduced_bound(level, precision, reduced, &truth);
         let reference = reduced.mapv(f64::from);
-        run.comparisons.push(super::compare::judge(
-            name,
-            actual,
-            &reference,
-            precision.name(),
-            bound,
-        ));
+        let mut c = super::compare::judge(name, actual, &reference, precision.name(), bound);
+        if *level == Tolerance::Default {
+            // The level stands on the truth and on the 16-bit run: a damaged
+            // one of either fails the case instead of widening it.
+            c.inconsistent_recording = super::compare::inconsistent_recording(e);
+            c.passed &= c.inconsistent_recording.is_none();
+            if let Some((index, ulps)) =
+                super::compare::inconsistent_reduced(precision, reduced, &truth)
+            {
+                c.passed = false;
+                run.error = Some(format!(
+                    "the recording is inconsistent: the {precision} run of {name} is {ulps:.1} units in the last place from the truth at {index:?} (more than {})",
+                    super::tolerance::RECORDING_REDUCED_ULPS
+                ));
+            }
+        }
+        run.comparisons.push(c);
     }
     if !missing.is_empty() {
         run.error = Some(format!("missing outputs: {}", missing.join(", ")));
     } else if run.comparisons.is_empty() {
         run.error = Some(format!(
             "nothing to compare: the {precision} run records no output"
+        ));
+    } else if run.comparisons.iter().all(|c| c.count == 0) {
+        run.error = Some(format!(
+            "nothing to compare: every output of the {precision} run has 0 elements, and a comparison of nothing is not a pass"
         ));
     }
     run

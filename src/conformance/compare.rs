@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::case::ExpectedOutput;
 use super::tolerance::{
-    Bound, Tolerance, F32_FLOOR_EPS, F64_EPS, RECORDING_F32_EPS, REDUCED_FLOOR_ULPS,
-    REDUCED_TF_ERROR_MULTIPLE, TF_ERROR_MULTIPLE,
+    Bound, Tolerance, F32_FLOOR_EPS, F64_EPS, RECORDING_F32_EPS, RECORDING_REDUCED_ULPS,
+    REDUCED_FLOOR_ULPS, REDUCED_TF_ERROR_MULTIPLE, TF_ERROR_MULTIPLE,
 };
 use crate::lstm::{Precision, Real};
 
@@ -161,28 +161,49 @@ pub fn compare<T: Real>(
             .fold(0.0, f64::max)
     });
     if *tolerance == Tolerance::Default {
-        if let Some(tf64) = &expected.float64 {
-            let limit = RECORDING_F32_EPS * f64::from(f32::EPSILON) * max_abs(tf64).max(1.0);
-            let worst = expected
-                .float32
-                .indexed_iter()
-                .zip(tf64.iter())
-                .map(|((i, a), b)| (i, f64::from(*a), *b))
-                .max_by(|x, y| gap(x.1, x.2).total_cmp(&gap(y.1, y.2)));
-            if let Some((index, a, b)) = worst {
-                let consistent = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= limit;
-                if !consistent {
-                    c.passed = false;
-                    c.inconsistent_recording = Some(Element {
-                        index: index.slice().to_vec(),
-                        actual: a,
-                        expected: b,
-                    });
-                }
-            }
-        }
+        c.inconsistent_recording = inconsistent_recording(expected);
+        c.passed &= c.inconsistent_recording.is_none();
     }
     c
+}
+
+/// Where the framework's float32 expectation is further than
+/// [`RECORDING_F32_EPS`] from its float64 one: a damaged or mislabelled
+/// expectation, which must not widen a tolerance derived from it (the
+/// worst element: actual = float32, expected = float64).
+pub fn inconsistent_recording(expected: &ExpectedOutput) -> Option<Element> {
+    let tf64 = expected.float64.as_ref()?;
+    let limit = RECORDING_F32_EPS * f64::from(f32::EPSILON) * max_abs(tf64).max(1.0);
+    let (index, a, b) = expected
+        .float32
+        .indexed_iter()
+        .zip(tf64.iter())
+        .map(|((i, a), b)| (i, f64::from(*a), *b))
+        .max_by(|x, y| gap(x.1, x.2).total_cmp(&gap(y.1, y.2)))?;
+    let consistent = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= limit;
+    (!consistent).then(|| Element {
+        index: index.slice().to_vec(),
+        actual: a,
+        expected: b,
+    })
+}
+
+/// The worst distance of the framework's own run in `precision` from its
+/// truth, in units in the last place of the precision at the truth's
+/// scale, when it is more than [`RECORDING_REDUCED_ULPS`]: a damaged
+/// recording, which must not widen the level derived from it.
+pub fn inconsistent_reduced(
+    precision: Precision,
+    reduced: &ArrayD<f32>,
+    truth: &ArrayD<f64>,
+) -> Option<(Vec<usize>, f64)> {
+    let ulp = precision.ulp_at(max_abs(truth));
+    let (index, distance) = reduced
+        .indexed_iter()
+        .zip(truth.iter())
+        .map(|((i, a), b)| (i, gap(f64::from(*a), *b) / ulp))
+        .max_by(|x, y| x.1.total_cmp(&y.1))?;
+    (distance > RECORDING_REDUCED_ULPS).then(|| (index.slice().to_vec(), distance))
 }
 
 /// The bound of `tolerance` for an output the framework computed in the

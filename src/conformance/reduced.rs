@@ -55,16 +55,16 @@ pub struct ReducedRun {
     pub expected: BTreeMap<String, ArrayD<f32>>,
 }
 
+/// The reduced-precision runs of a case, and the files they were read
+/// from (relative to the case folder) with the SHA-256 of their bytes.
+pub type Loaded = (BTreeMap<Precision, ReducedRun>, BTreeMap<String, String>);
+
 /// Read the reduced-precision runs of the case in `dir` (none without a
 /// `reduced.json`).
 ///
 /// # Errors
 /// A [`CaseError`] naming the case and the file.
-pub fn load(
-    dir: &Path,
-    id: &str,
-    manifest: &Manifest,
-) -> Result<BTreeMap<Precision, ReducedRun>, CaseError> {
+pub fn load(dir: &Path, id: &str, manifest: &Manifest) -> Result<Loaded, CaseError> {
     let err = |file: &str, kind: CaseErrorKind| CaseError {
         case: id.to_string(),
         file: Some(file.to_string()),
@@ -72,10 +72,12 @@ pub fn load(
     };
     let json_err = |m: String| err(FILE, CaseErrorKind::Json(m));
     let path = super::case::resolve(dir, FILE).map_err(|k| err(FILE, k))?;
+    let mut files = BTreeMap::new();
     if std::fs::symlink_metadata(&path).is_err() {
-        return Ok(BTreeMap::new());
+        return Ok((BTreeMap::new(), files));
     }
     let text = super::fsio::read_json_text(&path).map_err(|e| json_err(e.to_string()))?;
+    files.insert(FILE.to_string(), super::fsio::sha256(text.as_bytes()));
     let sidecar: Sidecar =
         super::json::from_str_strict(&text).map_err(|e| json_err(e.to_string()))?;
     if sidecar.format != FORMAT || sidecar.version != VERSION {
@@ -110,7 +112,8 @@ pub fn load(
                     CaseErrorKind::UnknownOutput(output.clone(), names.join(", ")),
                 ));
             };
-            let (t, got, _) = load_array(dir, file, &e.shape).map_err(|k| err(file, k))?;
+            let (t, got, hash) = load_array(dir, file, &e.shape).map_err(|k| err(file, k))?;
+            files.insert(file.clone(), hash);
             let stored = match precision {
                 Precision::Float16 => "float16",
                 Precision::BFloat16 => "float32",
@@ -151,5 +154,5 @@ pub fn load(
             },
         );
     }
-    Ok(runs)
+    Ok((runs, files))
 }

@@ -301,22 +301,18 @@ pub struct CheckOptions<'a> {
 /// The first difference between what `index.json` says of a case and what
 /// exporting the case from the reference gives now.
 fn index_difference(recorded: &IndexCase, planned: &IndexCase) -> Option<String> {
-    if recorded.reference_files != planned.reference_files {
-        let changed = planned
-            .reference_files
-            .iter()
-            .find(|(f, h)| recorded.reference_files.get(*f) != Some(*h))
+    // The first file added, changed or gone.
+    let changed = |was: &BTreeMap<String, String>, now: &BTreeMap<String, String>| {
+        now.iter()
+            .find(|(f, h)| was.get(*f) != Some(*h))
             .map(|(f, _)| f.clone())
-            .or_else(|| {
-                recorded
-                    .reference_files
-                    .keys()
-                    .find(|f| !planned.reference_files.contains_key(*f))
-                    .cloned()
-            })
-            .unwrap_or_default();
+            .or_else(|| was.keys().find(|f| !now.contains_key(*f)).cloned())
+    };
+    let file = changed(&recorded.reference_files, &planned.reference_files)
+        .or_else(|| changed(&recorded.reduced_files, &planned.reduced_files));
+    if let Some(file) = file {
         return Some(format!(
-            "the reference file {}/{changed} changed since the export",
+            "the reference file {}/{file} changed since the export",
             recorded.id
         ));
     }

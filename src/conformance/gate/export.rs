@@ -446,6 +446,7 @@ fn export_case<T: Real>(
         reason: None,
         steps: Vec::new(),
         reference_files: case.files.clone(),
+        reduced_files: case.reduced_files.clone(),
         files: BTreeMap::new(),
     };
     if let Err(e) = run {

@@ -16,6 +16,9 @@ pub fn fingerprint(index: &ExportIndex) -> String {
     let mut blank = index.clone();
     blank.suite_fingerprint = String::new();
     blank.reference = None;
+    for case in &mut blank.cases {
+        case.reduced_files.clear();
+    }
     fsio::sha256(&json_bytes(&blank))
 }
 

@@ -190,6 +190,12 @@ pub struct IndexCase {
     /// The case's reference files as the export read them (relative to
     /// the case folder), with their SHA-256.
     pub reference_files: BTreeMap<String, String>,
+    /// The files of the case's float16 and bfloat16 runs (`reduced.json`
+    /// and its arrays) with their SHA-256: `check` refuses the export when
+    /// one changed. Outside the fingerprint: float32 and float64 exports
+    /// and their verdicts do not depend on them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reduced_files: BTreeMap<String, String>,
     /// The files exported for it (relative to the export folder), with
     /// their SHA-256.
     pub files: BTreeMap<String, String>,
