@@ -13,7 +13,8 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use lstm_parity::conformance::check::check_reduced_outputs;
 use lstm_parity::conformance::mistake::{ForgetBiasChange, Mistake, MistakenLstm};
 use lstm_parity::conformance::{self, check_outputs, Case, Dtype, Filter};
-use lstm_parity::lstm::{Gate, Precision};
+use lstm_parity::dialect::Outputs;
+use lstm_parity::lstm::{Gate, Precision, Real};
 
 use Mistake as M;
 
@@ -139,16 +140,22 @@ fn right(case: &Case) -> Result<(), Failed> {
     }
 }
 
-fn caught(case: &Case, mistake: Mistake) -> Result<(), Failed> {
+/// What the mistaken LSTM computes for `case`, in `T`.
+fn mistaken<T: Real>(case: &Case, mistake: Mistake) -> Result<Outputs<T>, Failed> {
     let misread = mistake.misread(case).map_err(|e| e.to_string())?;
     let outputs = misread
         .model
-        .run_with::<f64>(
+        .run_with::<T>(
             &misread.variables,
             &misread.inputs,
             &mut MistakenLstm(mistake),
         )
         .map_err(|e| format!("{}: {mistake:?}: {e}", case.id))?;
+    Ok(outputs)
+}
+
+fn caught(case: &Case, mistake: Mistake) -> Result<(), Failed> {
+    let outputs = mistaken::<f64>(case, mistake)?;
     if check_outputs(case, &outputs, Dtype::F64, None).passed() {
         return Err(format!("{}: the mistaken LSTM {mistake:?} passes", case.id).into());
     }
@@ -158,15 +165,7 @@ fn caught(case: &Case, mistake: Mistake) -> Result<(), Failed> {
 /// The mistake fails the canary at the level of a reduced precision too:
 /// its `f32` result against the framework's own float16 or bfloat16 run.
 fn caught_at(case: &Case, mistake: Mistake, precision: Precision) -> Result<(), Failed> {
-    let misread = mistake.misread(case).map_err(|e| e.to_string())?;
-    let outputs = misread
-        .model
-        .run_with::<f32>(
-            &misread.variables,
-            &misread.inputs,
-            &mut MistakenLstm(mistake),
-        )
-        .map_err(|e| format!("{}: {mistake:?}: {e}", case.id))?;
+    let outputs = mistaken::<f32>(case, mistake)?;
     let run = check_reduced_outputs(case, precision, None, &outputs);
     if run.passed() {
         return Err(format!(

@@ -255,21 +255,21 @@ impl Cell {
                 .map(move |(k, &v)| (v, layer.w_h[[k, col]]));
             xs.chain(hs)
         };
+        // `x·W` and `h·U` of one column, each converted.
+        let separate = |col: usize| {
+            let xs = x.iter().enumerate().map(|(k, &v)| (v, layer.w_x[[k, col]]));
+            let hs = h.iter().enumerate().map(|(k, &v)| (v, layer.w_h[[k, col]]));
+            (self.product(xs), self.product(hs))
+        };
         (0..columns)
             .map(|col| {
                 let z = match self.products {
                     Products::Separate => {
-                        let xw = self
-                            .product(x.iter().enumerate().map(|(k, &v)| (v, layer.w_x[[k, col]])));
-                        let hu = self
-                            .product(h.iter().enumerate().map(|(k, &v)| (v, layer.w_h[[k, col]])));
+                        let (xw, hu) = separate(col);
                         self.r(xw + hu)
                     }
                     Products::SeparateBiasFirst => {
-                        let xw = self
-                            .product(x.iter().enumerate().map(|(k, &v)| (v, layer.w_x[[k, col]])));
-                        let hu = self
-                            .product(h.iter().enumerate().map(|(k, &v)| (v, layer.w_h[[k, col]])));
+                        let (xw, hu) = separate(col);
                         return self.r(self.r(xw + layer.bias[col]) + hu);
                     }
                     Products::Joint => self.product(joint(col)),
