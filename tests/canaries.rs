@@ -166,7 +166,7 @@ fn caught(case: &Case, mistake: Mistake) -> Result<(), Failed> {
 /// its `f32` result against the framework's own float16 or bfloat16 run.
 fn caught_at(case: &Case, mistake: Mistake, precision: Precision) -> Result<(), Failed> {
     let outputs = mistaken::<f32>(case, mistake)?;
-    let run = check_reduced_outputs(case, precision, None, &outputs);
+    let run = check_reduced_outputs(case, precision, None, &outputs, &[]);
     if run.passed() {
         return Err(format!(
             "{}: the mistaken LSTM {mistake:?} passes at {}",

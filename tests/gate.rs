@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 
 use common::{check_in, export_in, reference, rust_implementation, scratch};
 
+use lstm_parity::conformance::check::{check_reduced_outputs, NotCompared};
 use lstm_parity::conformance::expectations::Expectations;
 use lstm_parity::conformance::gate::{self, CheckOptions, ExportOptions, GateError};
 use lstm_parity::conformance::report::{self, Report};
@@ -988,4 +989,35 @@ fn reduced_precision_checks_judge_against_the_framework_s_16_bit_run() {
     lstm_parity::conformance::npy::write(&y, &Tensor::F32(a)).unwrap();
     let r = at(Some(Precision::Float16));
     assert_eq!(r.exit_code(), 1, "{}", report::table(&r));
+}
+
+/// Outputs left out of a reduced-precision verdict (they need traces the
+/// implementation did not write) leave nothing to compare: a failure,
+/// never a pass of nothing.
+#[test]
+fn a_reduced_precision_check_with_every_output_left_out_fails() {
+    let case = &cases(&["tf1/nb001-stacked"])[0];
+    let outputs = case
+        .model
+        .run_with::<f32>(
+            &case.variables,
+            &case.inputs,
+            &mut lstm_parity::dialect::EmulatedLstm(Precision::Float16),
+        )
+        .unwrap();
+    let check = |left_out: &[NotCompared]| {
+        check_reduced_outputs(case, Precision::Float16, None, &outputs, left_out)
+    };
+    assert!(check(&[]).passed());
+    let all: Vec<NotCompared> = case
+        .expected
+        .keys()
+        .map(|name| NotCompared {
+            output: name.clone(),
+            reason: "needs traces".into(),
+        })
+        .collect();
+    let run = check(&all);
+    assert!(!run.passed());
+    assert!(run.error.unwrap().starts_with("nothing to compare"));
 }

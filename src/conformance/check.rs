@@ -61,12 +61,22 @@ impl Dtype {
     /// The reduced precisions, run where a case has a recorded run.
     pub const REDUCED: [Dtype; 2] = [Dtype::F16, Dtype::BF16];
 
-    /// The reduced precision this dtype emulates, if it is one.
+    /// The reduced precision this dtype emulates, if it is one (the
+    /// inverse of `Dtype::from(Precision)`).
     pub fn precision(self) -> Option<Precision> {
         match self {
             Dtype::F32 | Dtype::F64 => None,
             Dtype::F16 => Some(Precision::Float16),
             Dtype::BF16 => Some(Precision::BFloat16),
+        }
+    }
+}
+
+impl From<Precision> for Dtype {
+    fn from(p: Precision) -> Dtype {
+        match p {
+            Precision::Float16 => Dtype::F16,
+            Precision::BFloat16 => Dtype::BF16,
         }
     }
 }
@@ -405,13 +415,7 @@ pub fn run_case(case: &Case, dtype: Dtype, tolerance: Option<&Tolerance>) -> Cas
     match dtype.precision() {
         None if dtype == Dtype::F32 => go::<f32>(case, dtype, tolerance),
         None => go::<f64>(case, dtype, tolerance),
-        Some(p) => {
-            let mut emulated = EmulatedLstm {
-                precision: p,
-                products: case.model.products(),
-            };
-            check_reduced(case, p, tolerance, &mut emulated)
-        }
+        Some(p) => check_reduced(case, p, tolerance, &mut EmulatedLstm(p)),
     }
 }
 
@@ -429,7 +433,7 @@ pub fn check_reduced(
         .model
         .run_with::<f32>(&case.variables, &case.inputs, runner)
     {
-        Ok(outputs) => check_reduced_outputs(case, precision, tolerance, &outputs),
+        Ok(outputs) => check_reduced_outputs(case, precision, tolerance, &outputs, &[]),
         Err(e) => CaseRun {
             error: Some(e.to_string()),
             ..reduced_run(case, precision, tolerance)
@@ -438,33 +442,37 @@ pub fn check_reduced(
 }
 
 /// A run of `case` in `precision` with nothing compared yet.
-fn reduced_run(case: &Case, precision: Precision, tolerance: Option<&Tolerance>) -> CaseRun {
-    let dtype = match precision {
-        Precision::Float16 => Dtype::F16,
-        Precision::BFloat16 => Dtype::BF16,
-    };
+pub fn reduced_run(case: &Case, precision: Precision, tolerance: Option<&Tolerance>) -> CaseRun {
     let level = tolerance.unwrap_or(&Tolerance::Default);
     CaseRun {
         tolerance: format!("{level}@{precision}"),
-        ..CaseRun::of(case, dtype, level)
+        ..CaseRun::of(case, Dtype::from(precision), level)
     }
 }
 
-/// [`check_reduced`] of outputs computed (in `f32`) by any implementation.
+/// [`check_reduced`] of outputs computed (in `f32`) by any implementation,
+/// leaving out the outputs named in `not_compared` (as
+/// [`check_outputs_except`] does).
 pub fn check_reduced_outputs(
     case: &Case,
     precision: Precision,
     tolerance: Option<&Tolerance>,
     outputs: &Outputs<f32>,
+    not_compared: &[NotCompared],
 ) -> CaseRun {
     let level = tolerance.unwrap_or(&Tolerance::Default);
     let mut run = reduced_run(case, precision, tolerance);
+    run.not_compared = not_compared.to_vec();
     let Some(recorded) = case.reduced.get(&precision) else {
         run.error = Some(format!("the case has no {precision} run (reduced.json)"));
         return run;
     };
     let mut missing = Vec::new();
-    for (name, reduced) in &recorded.expected {
+    let compared = recorded
+        .expected
+        .iter()
+        .filter(|(name, _)| !not_compared.iter().any(|n| &n.output == *name));
+    for (name, reduced) in compared {
         let Some(actual) = outputs.get(name) else {
             missing.push(name.as_str());
             continue;
@@ -498,7 +506,7 @@ pub fn check_reduced_outputs(
         run.error = Some(format!("missing outputs: {}", missing.join(", ")));
     } else if run.comparisons.is_empty() {
         run.error = Some(format!(
-            "nothing to compare: the {precision} run records no output"
+            "nothing to compare: no output of the {precision} run is left to compare"
         ));
     } else if run.comparisons.iter().all(|c| c.count == 0) {
         run.error = Some(format!(

@@ -80,6 +80,16 @@ fn gap(a: f64, b: f64) -> f64 {
     }
 }
 
+/// The framework's own error: the largest finite `|ran - truth|` between
+/// its run in a lower precision and its float64 run.
+fn framework_error(ran: &ArrayD<f32>, truth: &ArrayD<f64>) -> f64 {
+    ran.iter()
+        .zip(truth.iter())
+        .map(|(a, b)| (f64::from(*a) - b).abs())
+        .filter(|e| e.is_finite())
+        .fold(0.0, f64::max)
+}
+
 fn max_abs(a: &ArrayD<f64>) -> f64 {
     a.iter()
         .filter(|v| v.is_finite())
@@ -100,12 +110,7 @@ pub fn resolve<T: Real>(
     match tolerance {
         Tolerance::Default => match (&expected.float64, T::NAME) {
             (Some(tf64), "float32") => {
-                let tf_err = tf32
-                    .iter()
-                    .zip(tf64.iter())
-                    .map(|(a, b)| (a - b).abs())
-                    .filter(|e| e.is_finite())
-                    .fold(0.0, f64::max);
+                let tf_err = framework_error(&expected.float32, tf64);
                 let floor = F32_FLOOR_EPS * f64::from(f32::EPSILON) * max_abs(tf64).max(1.0);
                 (
                     tf64.clone(),
@@ -152,14 +157,10 @@ pub fn compare<T: Real>(
 ) -> Comparison {
     let (reference, against, bound) = resolve::<T>(tolerance, expected);
     let mut c = judge(name, actual, &reference, against, bound);
-    c.framework_f32_error = expected.float64.as_ref().map(|tf64| {
-        expected
-            .float32
-            .iter()
-            .zip(tf64.iter())
-            .map(|(a, b)| (f64::from(*a) - b).abs())
-            .fold(0.0, f64::max)
-    });
+    c.framework_f32_error = expected
+        .float64
+        .as_ref()
+        .map(|tf64| framework_error(&expected.float32, tf64));
     if *tolerance == Tolerance::Default {
         c.inconsistent_recording = inconsistent_recording(expected);
         c.passed &= c.inconsistent_recording.is_none();
@@ -221,12 +222,7 @@ pub fn reduced_bound(
 ) -> Bound {
     match tolerance {
         Tolerance::Default => {
-            let tf_err = reduced
-                .iter()
-                .zip(truth.iter())
-                .map(|(a, b)| (f64::from(*a) - b).abs())
-                .filter(|e| e.is_finite())
-                .fold(0.0, f64::max);
+            let tf_err = framework_error(reduced, truth);
             let floor = REDUCED_FLOOR_ULPS * precision.ulp_at(max_abs(truth));
             Bound::Abs((REDUCED_TF_ERROR_MULTIPLE * tf_err).max(floor))
         }

@@ -215,6 +215,7 @@ pub fn cast_step<T: Real, U: Real>(step: &Step<T>) -> Step<U> {
         reverse: step.reverse,
         bidirectional: step.bidirectional,
         depends_on_earlier_steps: step.depends_on_earlier_steps,
+        products: step.products,
     }
 }
 

@@ -33,8 +33,20 @@ struct Sidecar {
     format: String,
     version: u32,
     runs: BTreeMap<String, RunRef>,
+    // Read for its strictness only: who recorded the runs, with what.
     #[allow(dead_code)]
-    provenance: serde_json::Value,
+    provenance: SidecarProvenance,
+}
+
+/// Where the runs came from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SidecarProvenance {
+    script: String,
+    versions: BTreeMap<String, String>,
+    #[serde(default)]
+    notes: String,
 }
 
 /// One precision's run in the sidecar.
@@ -73,8 +85,10 @@ pub fn load(dir: &Path, id: &str, manifest: &Manifest) -> Result<Loaded, CaseErr
     let json_err = |m: String| err(FILE, CaseErrorKind::Json(m));
     let path = super::case::resolve(dir, FILE).map_err(|k| err(FILE, k))?;
     let mut files = BTreeMap::new();
-    if std::fs::symlink_metadata(&path).is_err() {
-        return Ok((BTreeMap::new(), files));
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((BTreeMap::new(), files)),
+        Err(e) => return Err(json_err(format!("cannot read: {e}"))),
+        Ok(_) => {}
     }
     let text = super::fsio::read_json_text(&path).map_err(|e| json_err(e.to_string()))?;
     files.insert(FILE.to_string(), super::fsio::sha256(text.as_bytes()));

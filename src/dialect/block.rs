@@ -197,6 +197,7 @@ impl Model {
             reverse: false,
             bidirectional: None,
             depends_on_earlier_steps: false,
+            products: Some(crate::lstm::reduced::Products::Accumulating16),
         })?;
 
         // Gate activations per step, [steps, batch, units].

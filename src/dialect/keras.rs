@@ -661,6 +661,7 @@ impl Model {
                     self.go_backwards,
                     masked,
                     self.unrolled_zero_output_quirk(),
+                    self.products(),
                 )?;
                 out.insert(
                     format!("{prefix}{output_name}"),
@@ -696,6 +697,7 @@ impl Model {
                     fw_dir.go_backwards,
                     masked,
                     self.unrolled_zero_output_quirk(),
+                    self.products(),
                 )?;
                 let bw = pass.run(
                     Some(Half::Backward),
@@ -706,6 +708,7 @@ impl Model {
                     bw_dir.go_backwards,
                     masked,
                     self.unrolled_zero_output_quirk(),
+                    self.products(),
                 )?;
                 let y = self.select_output(&fw.run.outputs);
                 let mut y_rev = self.select_output(&bw.run.outputs);
@@ -877,6 +880,7 @@ impl<T: Real> Pass<'_, T> {
         go_backwards: bool,
         masked_output: MaskedOutput,
         unrolled: bool,
+        products: crate::lstm::reduced::Products,
     ) -> Result<LayerRun<T>, DialectError> {
         // See `Model::unrolled_zero_output_quirk`.
         let quirk = unrolled && masked_output == MaskedOutput::Zero && mask.is_some();
@@ -894,6 +898,7 @@ impl<T: Real> Pass<'_, T> {
             reverse: go_backwards,
             bidirectional: half,
             depends_on_earlier_steps: self.dependent,
+            products: Some(products),
         })?;
         if let (true, Some(mask)) = (quirk, mask) {
             for ((b, k), keep) in mask.indexed_iter() {

@@ -147,19 +147,6 @@ impl Model {
         }
     }
 
-    /// How this framework's 16-bit CPU kernel forms the gate products
-    /// (`docs/semantics.md`, "Reduced precision"): Keras multiplies `x`
-    /// and `h` apart and adds (with `implementation=1`, the bias to `x·W`
-    /// first), a TF1 cell multiplies `[x, h]` at once, the block ops keep
-    /// the sums of their float16 product in 16 bits.
-    pub fn products(&self) -> Products {
-        match self {
-            Model::Tf1(_) => Products::Joint,
-            Model::Block(_) => Products::Accumulating16,
-            Model::Keras(m) => m.products(),
-        }
-    }
-
     /// The API name, e.g. `tf1.dynamic_rnn` or `keras3.LSTM`, for filtering.
     pub fn api(&self) -> String {
         match self {
@@ -197,6 +184,13 @@ pub struct Step<T> {
     /// earlier step's results (Keras `Sequential`, stateful calls): such a
     /// case cannot be exported as independent steps.
     pub depends_on_earlier_steps: bool,
+    /// How the framework's 16-bit CPU kernel forms this step's gate
+    /// products (`docs/semantics.md` §13.1), for the emulated precisions:
+    /// Keras multiplies `x` and `h` apart (with `implementation=1` it adds
+    /// the bias to `x·W` first), a TF1 cell multiplies `[x, h]` at once,
+    /// the block ops keep their float16 sums in 16 bits. `None` for a step
+    /// read back from an export, which no framework computed.
+    pub products: Option<Products>,
 }
 
 impl<T: Real> Step<T> {
@@ -254,24 +248,21 @@ impl<T: Real> Runner<T> for RustLstm {
 }
 
 /// The Rust LSTM in float16 or bfloat16, emulated ([`crate::lstm::reduced`]):
-/// every value rounded where the framework's 16-bit kernel rounds it.
+/// every value rounded where the framework's 16-bit kernel rounds it
+/// ([`Step::products`]).
 #[derive(Clone, Copy, Debug)]
-pub struct EmulatedLstm {
-    /// The precision.
-    pub precision: Precision,
-    /// How the gate products are formed ([`Model::products`]).
-    pub products: Products,
-}
+pub struct EmulatedLstm(pub Precision);
 
 impl Runner<f32> for EmulatedLstm {
     fn run_step(&mut self, step: &Step<f32>) -> Result<crate::lstm::RunOutput<f32>, DialectError> {
-        crate::lstm::reduced::run(
-            &step.layers,
-            &step.sequence(),
-            self.precision,
-            self.products,
-        )
-        .map_err(|e| DialectError::Invalid(e.to_string()))
+        let products = step.products.ok_or_else(|| {
+            DialectError::Invalid(format!(
+                "step {}: no framework's 16-bit products to emulate",
+                step.name
+            ))
+        })?;
+        crate::lstm::reduced::run(&step.layers, &step.sequence(), self.0, products)
+            .map_err(|e| DialectError::Invalid(e.to_string()))
     }
 }
 

@@ -489,6 +489,7 @@ fn run_stack<T: Real>(
             reverse: false,
             bidirectional: half,
             depends_on_earlier_steps: index > 0,
+            products: Some(crate::lstm::reduced::Products::Joint),
         };
         let mut run = runner.run_step(&step)?;
         if residual {

@@ -244,23 +244,18 @@ impl Cell {
     /// The pre-activations `x·W + h·U + b` of every column.
     fn pre_activations(&self, layer: &Layer<f64>, x: &[f64], h: &[f64]) -> Vec<f64> {
         let columns = layer.bias.len();
-        let joint = |col: usize| {
-            let xs = x
-                .iter()
+        // The terms of `x·W` and of `h·U` in one column.
+        let xs = |col: usize| {
+            x.iter()
                 .enumerate()
-                .map(move |(k, &v)| (v, layer.w_x[[k, col]]));
-            let hs = h
-                .iter()
+                .map(move |(k, &v)| (v, layer.w_x[[k, col]]))
+        };
+        let hs = |col: usize| {
+            h.iter()
                 .enumerate()
-                .map(move |(k, &v)| (v, layer.w_h[[k, col]]));
-            xs.chain(hs)
+                .map(move |(k, &v)| (v, layer.w_h[[k, col]]))
         };
-        // `x·W` and `h·U` of one column, each converted.
-        let separate = |col: usize| {
-            let xs = x.iter().enumerate().map(|(k, &v)| (v, layer.w_x[[k, col]]));
-            let hs = h.iter().enumerate().map(|(k, &v)| (v, layer.w_h[[k, col]]));
-            (self.product(xs), self.product(hs))
-        };
+        let separate = |col: usize| (self.product(xs(col)), self.product(hs(col)));
         (0..columns)
             .map(|col| {
                 let z = match self.products {
@@ -272,10 +267,10 @@ impl Cell {
                         let (xw, hu) = separate(col);
                         return self.r(self.r(xw + layer.bias[col]) + hu);
                     }
-                    Products::Joint => self.product(joint(col)),
+                    Products::Joint => self.product(xs(col).chain(hs(col))),
                     Products::Accumulating16 => {
                         let in_blocks = col < columns - columns % 8;
-                        joint(col).fold(0.0, |s, (a, w)| {
+                        xs(col).chain(hs(col)).fold(0.0, |s, (a, w)| {
                             let term = if in_blocks { self.r(a * w) } else { a * w };
                             self.r(s + term)
                         })
@@ -309,11 +304,7 @@ impl Cell {
         let mut m = vec![0.0; units];
         for j in 0..units {
             let i = self.activate(gate, peep(|p| &p.input, j, c_prev[j], at(Gate::I, j)));
-            let f_pre = if layer.forget_bias == 0.0 {
-                at(Gate::F, j)
-            } else {
-                self.r(at(Gate::F, j) + layer.forget_bias)
-            };
+            let f_pre = self.r(at(Gate::F, j) + layer.forget_bias);
             let f = self.activate(gate, peep(|p| &p.forget, j, c_prev[j], f_pre));
             let g = self.activate(layer.cell_activation, at(Gate::G, j));
             c[j] = clip(self.r(self.r(f * c_prev[j]) + self.r(i * g)));

@@ -13,7 +13,7 @@ use ndarray::{Array2, Array3, ArrayD};
 
 use super::export::{final_states_read, StatesRead};
 use crate::conformance::case::Case;
-use crate::conformance::check::check_reduced_outputs;
+use crate::conformance::check::{check_reduced_outputs, reduced_run};
 use crate::conformance::check::{
     check_runner_except, CaseRun, Dtype, NotCompared, Recording, NEEDS_TRACES,
 };
@@ -576,22 +576,19 @@ fn check_case<T: Real>(
         let outputs = case
             .model
             .run_with::<T>(&case.variables, &case.inputs, &mut reader);
-        let mut run = match outputs {
+        let run = match outputs {
             Ok(o) => {
                 let o: Outputs<f32> = o
                     .into_iter()
                     .map(|(k, v)| (k, v.mapv(|x| x.widen() as f32)))
                     .collect();
-                check_reduced_outputs(case, precision, options.tolerance, &o)
+                check_reduced_outputs(case, precision, options.tolerance, &o, &not_compared)
             }
             Err(e) => CaseRun {
                 error: Some(e.to_string()),
-                ..check_reduced_outputs(case, precision, options.tolerance, &Outputs::new())
+                ..reduced_run(case, precision, options.tolerance)
             },
         };
-        run.comparisons
-            .retain(|c| !not_compared.iter().any(|n| n.output == c.output));
-        run.not_compared = not_compared;
         return (run, reader.problem);
     }
     let mut run = check_runner_except::<T>(

@@ -169,6 +169,7 @@ pub fn load_step<T: Real>(
         reverse: file.direction == "reverse",
         bidirectional: None,
         depends_on_earlier_steps: false,
+        products: None,
     };
     Ok((file, step))
 }
